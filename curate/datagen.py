@@ -1,0 +1,156 @@
+"""Generates a MetaWorld play dataset (experts and degraded recipes) and writes it as a LeRobot v3 dataset."""
+
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curate import lerobot_io, provenance
+from curate.errors import CurateError
+from curate.records import EpisodeData, quality_label
+from policies.metaworld_sim import TASK_SETS, check_task, parse_camera
+from policies.recipes import DEFAULT_RECIPES, parse_recipe
+from policies.records import Rollout
+from policies.rollout import RolloutSpec, run_rollout
+
+MANIFEST = "curate_datagen.json"
+
+
+@dataclass(frozen=True)
+class DatagenConfig:
+    """`curate datagen metaworld`: which tasks, how many episodes, which recipes, cameras and rendering settings."""
+
+    out: Path
+    tasks: tuple[str, ...] = ("drawer-open", "pick-place")
+    episodes_per_task: int = 6
+    recipes: tuple[str, ...] = DEFAULT_RECIPES  # episode i of a task uses recipes[i % len(recipes)]
+    cameras: tuple[str, ...] = ("corner2", "topview")
+    size: int = 96
+    steps: int = 200
+    stride: int = 2
+    seed: int = 0
+    workers: int = 1
+    overwrite: bool = False
+    task_list: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        names: list[str] = []
+        for entry in self.tasks:
+            names += TASK_SETS.get(entry, (entry,))
+        try:
+            object.__setattr__(self, "task_list", tuple(dict.fromkeys(check_task(name) for name in names)))
+            for spec in self.recipes:
+                parse_recipe(spec)
+            for spec in self.cameras:
+                parse_camera(spec)
+        except ValueError as err:
+            raise CurateError(str(err)) from None
+        if not self.task_list:
+            raise CurateError("no tasks given; pass --tasks with MT50 task names (or 'train' / 'heldout')")
+        if self.episodes_per_task < 1:
+            raise CurateError(f"--episodes-per-task must be at least 1, got {self.episodes_per_task}")
+        if not self.recipes:
+            raise CurateError("no recipes given; pass --recipes, e.g. expert,gaussian:0.5")
+        if len({parse_camera(spec).name for spec in self.cameras}) != len(self.cameras) or not self.cameras:
+            raise CurateError(f"--cameras needs one or more distinct camera names, got {','.join(self.cameras)!r}")
+        if not 16 <= self.size <= 512:
+            raise CurateError(f"--size must be between 16 and 512 pixels, got {self.size}")
+        if self.steps < 2 or self.stride < 1 or self.stride >= self.steps:
+            raise CurateError(f"need --steps >= 2 and 1 <= --stride < --steps, got steps={self.steps} stride={self.stride}")
+        if self.out.exists() and not self.overwrite:
+            raise CurateError(f"output {self.out} already exists; choose another path or pass --overwrite")
+        if self.workers < 1:
+            raise CurateError(f"--workers must be at least 1, got {self.workers}")
+
+    @property
+    def fps(self) -> int:
+        """MetaWorld steps at 80 Hz; keeping every stride-th step gives this frame rate."""
+        return max(1, round(80 / self.stride))
+
+
+def plan(config: DatagenConfig) -> list[RolloutSpec]:
+    """Every episode to roll out, in dataset order; each gets its own seed derived from (seed, task, episode)."""
+    cameras = tuple(parse_camera(spec) for spec in config.cameras)
+    specs = []
+    for task_number, task in enumerate(config.task_list):
+        for episode in range(config.episodes_per_task):
+            seed = int(np.random.SeedSequence([config.seed, task_number, episode]).generate_state(1)[0])
+            recipe = config.recipes[episode % len(config.recipes)]
+            specs.append(RolloutSpec(task, recipe, seed, cameras, config.size, config.steps, config.stride))
+    return specs
+
+
+def camera_key(name: str) -> str:
+    return f"observation.images.{name}"
+
+
+def to_episode(rollout: Rollout) -> EpisodeData:
+    """A rollout in LeRobot's conventions: the instruction as task, next.reward / next.success per frame."""
+    arrays = {camera_key(name): frames for name, frames in rollout.images.items()}
+    arrays |= {
+        "observation.state": rollout.states,
+        "action": rollout.actions,
+        "next.reward": rollout.rewards.reshape(-1, 1),
+        "next.success": rollout.successes.reshape(-1, 1),
+    }
+    return EpisodeData(task=rollout.instruction, arrays=arrays)
+
+
+def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None = None) -> dict:
+    """Roll out and write the dataset at `config.out` atomically; returns the manifest (also saved in the dataset)."""
+    specs = plan(config)
+    records: list[dict] = []
+
+    def episodes() -> Iterator[EpisodeData]:
+        for rollout in _rollouts(specs, config.workers):
+            records.append(
+                {
+                    "episode_index": len(records),
+                    "task": rollout.task,
+                    "instruction": rollout.instruction,
+                    "recipe": rollout.recipe,
+                    "seed": rollout.seed,
+                    "quality": quality_label(rollout.successes),
+                }
+            )
+            if on_episode is not None:
+                on_episode(rollout)
+            yield to_episode(rollout)
+
+    manifest = {
+        "config": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
+        "code_version": provenance.code_version(),
+        "created": provenance.now(),
+        "episodes": records,
+    }
+    lerobot_io.write_dataset(
+        config.out,
+        episodes(),
+        fps=config.fps,
+        camera_keys=[camera_key(parse_camera(spec).name) for spec in config.cameras],
+        robot_type="sawyer",
+        overwrite=config.overwrite,
+        extra_files={MANIFEST: lambda: manifest},
+    )
+    return manifest
+
+
+def _rollouts(specs: list[RolloutSpec], workers: int) -> Iterator[Rollout]:
+    """Rollouts in plan order (so the dataset is the same for any number of workers)."""
+    if workers == 1:
+        yield from map(run_rollout, specs)
+        return
+    # spawn: each worker makes its own rendering context instead of inheriting the parent's state.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(run_rollout, specs)
+
+
+def quality_counts(manifest: dict) -> dict[str, Counter]:
+    """Per task, how many episodes of each quality."""
+    counts: dict[str, Counter] = {}
+    for record in manifest["episodes"]:
+        counts.setdefault(record["task"], Counter())[record["quality"]] += 1
+    return counts

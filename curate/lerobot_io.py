@@ -1,0 +1,285 @@
+"""The one module that touches lerobot's dataset API: open datasets, list episodes, decode frames, write datasets."""
+
+import contextlib
+import json
+import logging
+import shutil
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from curate.errors import CurateError
+from curate.records import EpisodeData, EpisodeInfo
+
+SUCCESS_KEY = "next.success"
+REWARD_KEY = "next.reward"
+
+
+def open_dataset(source: str | Path) -> LeRobotDataset:
+    """Open a local LeRobot v3 root, or a hub id (`owner/name`) when no such local path exists."""
+    path = Path(source).expanduser()
+    if path.exists():
+        info_path = path / "meta" / "info.json"
+        if not info_path.is_file():
+            raise CurateError(f"{path} is not a LeRobot dataset root (no meta/info.json); point to the folder that holds meta/, data/ and videos/")
+        try:
+            version = json.loads(info_path.read_text())["codebase_version"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise CurateError(f"{info_path} is unreadable ({err}); the dataset is corrupt") from err
+        if not str(version).startswith("v3"):
+            raise CurateError(f"{path} is a LeRobot {version} dataset; convert it to v3.0 with lerobot's convert_dataset_v21_to_v30 script")
+        try:
+            return LeRobotDataset(f"local/{path.resolve().name}", root=path.resolve())
+        except Exception as err:  # lerobot raises many types for a broken root
+            raise CurateError(f"cannot open the LeRobot dataset at {path}: {err}") from err
+    if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
+        try:
+            return LeRobotDataset(str(source))
+        except Exception as err:
+            raise CurateError(f"{source} is not a local path and could not be loaded from the hub ({type(err).__name__}); give the dataset's local root") from err
+    raise CurateError(f"dataset path {path} does not exist; give a LeRobot v3 dataset root (the folder with meta/info.json)")
+
+
+def dataset_root(ds: LeRobotDataset) -> Path:
+    """The dataset's root folder, absolute."""
+    return Path(ds.root).resolve()
+
+
+def camera_keys(ds: LeRobotDataset) -> list[str]:
+    """The dataset's camera feature keys (videos and images), in feature order."""
+    return list(ds.meta.camera_keys)
+
+
+def resolve_camera(ds: LeRobotDataset, camera: str | None) -> str:
+    """The camera key to use: `camera` (full key or its last part, e.g. `corner2`), else the first video key."""
+    keys = camera_keys(ds)
+    if not keys:
+        raise CurateError(f"dataset {dataset_root(ds)} has no camera features; the reward model needs images")
+    if camera is None:
+        return (list(ds.meta.video_keys) or keys)[0]
+    for key in keys:
+        if camera in (key, key.removeprefix("observation.images.")):
+            return key
+    raise CurateError(f"unknown camera key {camera!r}; this dataset has: {', '.join(keys)}")
+
+
+def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
+    """Every episode with its length, task strings, camera keys and, where present, per-frame success and reward."""
+    episodes = ds.meta.episodes
+    if episodes is None or len(episodes) == 0:
+        return []
+    columns = [key for key in (SUCCESS_KEY, REWARD_KEY) if key in ds.meta.features]
+    labels = ds.hf_dataset.select_columns(["episode_index", *columns]).with_format("numpy")[:] if columns else {}
+    keys = tuple(camera_keys(ds))
+    frame_episode = np.asarray(labels["episode_index"]).reshape(-1) if columns else None
+    out = []
+    for row in episodes:
+        index = int(row["episode_index"])
+        per_frame: dict[str, np.ndarray | None] = {SUCCESS_KEY: None, REWARD_KEY: None}
+        if columns:
+            mask = frame_episode == index
+            for key in columns:
+                per_frame[key] = np.asarray(labels[key])[mask].reshape(-1)
+        out.append(
+            EpisodeInfo(
+                episode_index=index,
+                length=int(row["length"]),
+                tasks=tuple(row["tasks"]),
+                camera_keys=keys,
+                success=None if per_frame[SUCCESS_KEY] is None else per_frame[SUCCESS_KEY].astype(bool),
+                reward=None if per_frame[REWARD_KEY] is None else per_frame[REWARD_KEY].astype(np.float32),
+            )
+        )
+    return out
+
+
+def _video_backend() -> str:
+    """torchcodec where its FFmpeg libraries load (fast seeking), pyav otherwise."""
+    from lerobot.utils.import_utils import get_safe_default_video_backend
+
+    return get_safe_default_video_backend()
+
+
+def decode_frames(
+    ds: LeRobotDataset, requests: Sequence[tuple[int, Sequence[int]]], cameras: Sequence[str]
+) -> list[dict[str, np.ndarray]]:
+    """Decode frames: for each (episode_index, frame indices) request, {camera key: uint8 array (K, H, W, 3)}.
+
+    Requests that share a video file are decoded with one call per file (per-call seeking dominates the cost).
+    """
+    for episode, indices in requests:
+        if not 0 <= int(episode) < ds.meta.total_episodes:
+            raise CurateError(f"episode {episode} is not in the dataset (it has {ds.meta.total_episodes})")
+        length = int(ds.meta.episodes[int(episode)]["length"])
+        bad = [int(i) for i in indices if not 0 <= int(i) < length]
+        if bad:
+            raise CurateError(f"frame indices {bad} are outside episode {episode} (length {length})")
+    results: list[dict[str, np.ndarray]] = [{} for _ in requests]
+    for camera in cameras:
+        if camera not in camera_keys(ds):
+            raise CurateError(f"unknown camera key {camera!r}; this dataset has: {', '.join(camera_keys(ds))}")
+        if camera in ds.meta.video_keys:
+            _decode_video_camera(ds, requests, camera, results)
+        else:
+            _decode_image_camera(ds, requests, camera, results)
+    return results
+
+
+def _decode_video_camera(
+    ds: LeRobotDataset, requests: Sequence[tuple[int, Sequence[int]]], camera: str, results: list[dict[str, np.ndarray]]
+) -> None:
+    from lerobot.datasets.video_utils import decode_video_frames
+
+    by_file: dict[Path, list[int]] = defaultdict(list)
+    for position, (episode, _) in enumerate(requests):
+        by_file[Path(ds.root) / ds.meta.get_video_file_path(int(episode), camera)].append(position)
+    backend = _video_backend()
+    for path, positions in by_file.items():
+        if not path.is_file():
+            raise CurateError(f"video file {path} is missing; re-download or regenerate the dataset")
+        timestamps: list[float] = []
+        for position in positions:
+            episode, indices = requests[position]
+            start = float(ds.meta.episodes[int(episode)][f"videos/{camera}/from_timestamp"])
+            timestamps += [start + int(i) / ds.fps for i in indices]
+        try:
+            frames = decode_video_frames(path, timestamps, ds.tolerance_s, backend, return_uint8=True)
+        except Exception as err:  # decoders raise RuntimeError, av errors, FrameTimestampError...
+            raise CurateError(f"cannot decode video file {path} ({type(err).__name__}); the file is corrupt or truncated") from err
+        frames = frames.permute(0, 2, 3, 1).contiguous().numpy()  # (N, C, H, W) -> (N, H, W, C)
+        offset = 0
+        for position in positions:
+            count = len(requests[position][1])
+            results[position][camera] = frames[offset : offset + count]
+            offset += count
+
+
+def _decode_image_camera(
+    ds: LeRobotDataset, requests: Sequence[tuple[int, Sequence[int]]], camera: str, results: list[dict[str, np.ndarray]]
+) -> None:
+    table = ds.hf_dataset.select_columns([camera]).with_format(None)
+    for position, (episode, indices) in enumerate(requests):
+        start = int(ds.meta.episodes[int(episode)]["dataset_from_index"])
+        rows = table[[start + int(i) for i in indices]][camera]
+        results[position][camera] = np.stack([np.asarray(image.convert("RGB")) for image in rows]).astype(np.uint8)
+
+
+def frame_features(example: EpisodeData, camera_keys: Sequence[str]) -> dict[str, dict]:
+    """LeRobot feature specs for the arrays of `example` (camera keys stored as video)."""
+    features = {}
+    for key, value in example.arrays.items():
+        if key in camera_keys:
+            features[key] = {"dtype": "video", "shape": tuple(value.shape[1:]), "names": ["height", "width", "channels"]}
+        else:
+            shape = tuple(value.shape[1:]) or (1,)
+            dtype = "bool" if value.dtype == np.bool_ else "float32"
+            features[key] = {"dtype": dtype, "shape": shape, "names": None}
+    return features
+
+
+def _partial_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise CurateError(f"output {out} already exists; choose another path or pass --overwrite")
+
+
+def _move_into_place(partial: Path, out: Path) -> None:
+    """Replace `out` with the finished `partial` folder (the old one is removed only once the new one is whole)."""
+    if out.exists():
+        old = _partial_path(out)
+        out.rename(old)
+        partial.rename(out)
+        shutil.rmtree(old)
+    else:
+        partial.rename(out)
+
+
+@contextlib.contextmanager
+def _atomic_folder(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary sibling folder path; on success it becomes `out`, on any error or interrupt it is removed."""
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial_path(out)
+    try:
+        yield partial
+        _move_into_place(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def write_dataset(
+    out: Path,
+    episodes: Iterable[EpisodeData],
+    fps: int,
+    camera_keys: Sequence[str],
+    robot_type: str | None = None,
+    overwrite: bool = False,
+    extra_files: dict[str, Callable[[], dict]] | None = None,
+) -> Path:
+    """Write episodes as a new LeRobot v3 dataset at `out`, atomically (nothing appears at `out` unless all is written).
+
+    `extra_files` maps a file name in the root to a function giving its JSON content, called once all is written.
+    """
+    out = Path(out).expanduser().resolve()
+    with _atomic_folder(out, overwrite) as partial:
+        dataset = None
+        try:
+            for episode in episodes:
+                if dataset is None:
+                    features = frame_features(episode, camera_keys)
+                    dataset = LeRobotDataset.create(
+                        repo_id=f"local/{out.name}", fps=fps, features=features, root=partial, robot_type=robot_type
+                    )
+                for t in range(episode.length):
+                    frame = {key: _frame_value(value[t]) for key, value in episode.arrays.items()}
+                    frame["task"] = episode.task
+                    dataset.add_frame(frame)
+                dataset.save_episode()
+        finally:
+            # Flush lerobot's writers now: left to garbage collection they would write into the removed folder.
+            if dataset is not None:
+                dataset.finalize()
+        if dataset is None:
+            raise CurateError("no episodes to write; ask for at least one episode")
+        for name, content in (extra_files or {}).items():
+            (partial / name).write_text(json.dumps(content(), indent=2))
+    return out
+
+
+def _frame_value(value: np.ndarray) -> np.ndarray:
+    value = np.asarray(value)
+    return value.reshape(1) if value.ndim == 0 else value
+
+
+def write_subset(ds: LeRobotDataset, keep: Sequence[int], out: Path, overwrite: bool = False) -> Path:
+    """Write the episodes `keep` of `ds` as a new LeRobot v3 dataset at `out` (renumbered from 0), atomically.
+
+    Uses lerobot's own dataset tools, so state and action values are copied bit-identically; the source is untouched.
+    """
+    from lerobot.datasets.dataset_tools import delete_episodes
+
+    out = Path(out).expanduser().resolve()
+    total = ds.meta.total_episodes
+    keep_set = {int(i) for i in keep}
+    if not keep_set:
+        raise CurateError("no episodes selected to export; loosen the filter")
+    outside = sorted(i for i in keep_set if not 0 <= i < total)
+    if outside:
+        raise CurateError(f"episodes {outside} are not in the dataset (it has {total}); the index is out of date: rescore it")
+    if out == dataset_root(ds):
+        raise CurateError(f"output {out} is the source dataset; choose another folder (sources are never modified)")
+    with _atomic_folder(out, overwrite) as partial:
+        drop = [i for i in range(total) if i not in keep_set]
+        if drop:
+            logging.getLogger("lerobot").setLevel(logging.WARNING)
+            delete_episodes(ds, drop, output_dir=partial, repo_id=f"local/{out.name}")
+        else:
+            shutil.copytree(dataset_root(ds), partial)
+    return out

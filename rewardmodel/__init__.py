@@ -1,0 +1,1 @@
+"""rewardmodel package."""

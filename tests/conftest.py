@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny LeRobot datasets built in seconds through the same writer users run."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curate.lerobot_io import write_dataset
+from curate.records import EpisodeData
+
+CAMERAS = ("observation.images.front", "observation.images.side")
+# (task, length, first success frame or None)
+TINY_EPISODES = [
+    ("open the drawer", 10, 4),
+    ("open the drawer", 12, None),
+    ("press the button", 8, 6),
+    ("press the button", 11, 2),
+]
+
+
+def frame_image(episode: int, frame: int, camera: int, size: int = 32) -> np.ndarray:
+    """A flat colour that encodes (episode, frame, camera), so decoded frames can be checked despite lossy video."""
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[..., 0] = 16 + 16 * frame
+    image[..., 1] = 40 + 60 * episode
+    image[..., 2] = 60 + 120 * camera
+    return image
+
+
+def tiny_episode(episode: int, task: str, length: int, first_success: int | None) -> EpisodeData:
+    success = np.zeros(length, dtype=bool)
+    if first_success is not None:
+        success[first_success:] = True
+    arrays = {
+        "observation.state": np.arange(length * 3, dtype=np.float32).reshape(length, 3) + 100 * episode,
+        "action": np.linspace(-1, 1, length * 2, dtype=np.float32).reshape(length, 2) * (episode + 1) / 4,
+        "next.reward": np.linspace(0, 1, length, dtype=np.float32),
+        "next.success": success,
+    }
+    for c, key in enumerate(CAMERAS):
+        arrays[key] = np.stack([frame_image(episode, t, c) for t in range(length)])
+    return EpisodeData(task=task, arrays=arrays)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four short episodes, two tasks, two video cameras at 32 px, with next.success and next.reward."""
+    root = tmp_path_factory.mktemp("tiny") / "tiny_ds"
+    episodes = (tiny_episode(i, *spec) for i, spec in enumerate(TINY_EPISODES))
+    return write_dataset(root, episodes, fps=10, camera_keys=CAMERAS)

@@ -1,0 +1,82 @@
+"""The real MetaWorld generator: a short dataset that LeRobotDataset loads, determinism, and bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from typer.testing import CliRunner
+
+from curate import lerobot_io
+from curate.cli import app
+from curate.datagen import MANIFEST, DatagenConfig, generate, plan
+from curate.errors import CurateError
+
+SHORT = dict(tasks=("reach",), episodes_per_task=2, recipes=("expert", "uniform"), size=32, steps=24, stride=2)
+
+
+def test_generator_writes_a_lerobot_dataset_with_labels_and_cameras(tmp_path: Path) -> None:
+    config = DatagenConfig(out=tmp_path / "mw", cameras=("corner2", "unseen:135:-30:1.4"), **SHORT)
+    manifest = generate(config)
+    ds = LeRobotDataset("local/mw", root=tmp_path / "mw")
+    assert ds.meta.total_episodes == 2 and ds.meta.total_frames == 24
+    assert ds.fps == 40
+    assert ds.meta.video_keys == ["observation.images.corner2", "observation.images.unseen"]
+    assert ds.meta.features["observation.state"]["shape"] == (39,)
+    assert ds.meta.features["action"]["shape"] == (4,)
+    assert {"next.reward", "next.success"} <= set(ds.meta.features)
+    episodes = lerobot_io.list_episodes(ds)
+    assert [e.task for e in episodes] == ["Reach a goal position"] * 2
+    assert [r["recipe"] for r in manifest["episodes"]] == ["expert", "uniform"]
+    # quality is derived from next.success as stored, never from the recipe
+    assert [r["quality"] for r in manifest["episodes"]] == [e.quality for e in episodes]
+    assert json.loads((tmp_path / "mw" / MANIFEST).read_text())["episodes"] == manifest["episodes"]
+    frames = lerobot_io.decode_frames(ds, [(0, [0, 11])], ds.meta.video_keys)[0]
+    assert frames["observation.images.unseen"].shape == (2, 32, 32, 3)
+    assert frames["observation.images.corner2"].std() > 10  # a rendered scene, not a blank frame
+    actions = np.asarray(ds.hf_dataset.with_format("numpy")["action"])
+    assert actions.shape == (24, 4) and np.abs(actions).max() <= 1.0
+
+
+def test_same_seed_same_episodes_and_new_seed_new_ones() -> None:
+    config = DatagenConfig(out=Path("unused"), **SHORT)
+    assert [s.seed for s in plan(config)] == [s.seed for s in plan(DatagenConfig(out=Path("x"), **SHORT))]
+    assert [s.seed for s in plan(config)] != [s.seed for s in plan(DatagenConfig(out=Path("x"), **SHORT | {"seed": 1}))]
+    from policies.rollout import run_rollout
+
+    first, again = run_rollout(plan(config)[0]), run_rollout(plan(config)[0])
+    assert np.array_equal(first.states, again.states) and np.array_equal(first.images["corner2"], again.images["corner2"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tasks": ("drawer-opn",)}, "unknown MetaWorld task 'drawer-opn'; valid MT50 tasks: assembly"),
+        ({"episodes_per_task": 0}, "--episodes-per-task must be at least 1, got 0"),
+        ({"recipes": ("noisy",)}, "unknown recipe 'noisy'; valid recipes: expert"),
+        ({"cameras": ("corner9",)}, "unknown camera 'corner9'"),
+    ],
+)
+def test_bad_config_is_one_clear_error(overrides: dict, message: str) -> None:
+    with pytest.raises(CurateError, match=message):
+        DatagenConfig(out=Path("x"), **SHORT | overrides)
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["datagen", "metaworld", "--out", str(tmp_path / "x"), "--tasks", "drawer-opn"])
+    assert result.exit_code == 2
+    assert "error: unknown MetaWorld task 'drawer-opn'" in result.output
+    assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    result = CliRunner().invoke(app, ["datagen", "metaworld", "--out", str(existing), "--tasks", "reach", "--steps", "4"])
+    assert result.exit_code == 2 and "already exists; choose another path or pass --overwrite" in result.output
+
+
+def test_cli_info_lists_episodes_and_rejects_missing_paths(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["info", str(tiny_dataset)])
+    assert result.exit_code == 0, result.output
+    assert "4 episodes at 10 fps" in result.output and "suboptimal" in result.output
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist; give a LeRobot v3 dataset root" in result.output
