@@ -20,10 +20,13 @@ from rich.table import Table
 from curate.errors import CurateError
 from curate.records import QUALITIES
 from policies.recipes import DEFAULT_RECIPES
+from rewardmodel.errors import RewardModelError
 
 app = typer.Typer(help="Find the good episodes in robot play data.", no_args_is_help=True, add_completion=False)
 datagen_app = typer.Typer(help="Generate play datasets in simulation.", no_args_is_help=True)
 app.add_typer(datagen_app, name="datagen")
+rm_app = typer.Typer(help="Train and evaluate reward models.", no_args_is_help=True)
+app.add_typer(rm_app, name="rm")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -37,9 +40,9 @@ def friendly(command: F) -> F:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except CurateError as err:
+        except (CurateError, RewardModelError) as err:
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(err.exit_code) from None
+            raise typer.Exit(getattr(err, "exit_code", 2)) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]: nothing half-written was left behind; run the command again", soft_wrap=True)
             raise typer.Exit(130) from None
@@ -122,6 +125,97 @@ def info(
         first = "" if episode.success is None or not episode.success.any() else str(int(episode.success.argmax()))
         table.add_row(str(episode.episode_index), str(episode.length), episode.task, episode.quality or "", first)
     console.print(table)
+
+
+def _ratios(value: str) -> dict[str, float]:
+    try:
+        return {name.strip(): float(weight) for name, weight in (part.split("=") for part in _split(value))}
+    except ValueError:
+        raise CurateError(f"bad --ratios {value!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=1,different_task=1,reverse=1") from None
+
+
+@rm_app.command("train")
+@friendly
+def rm_train(
+    dataset: Annotated[list[str], typer.Option(help="Training dataset root (repeat for several).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write (config.json + model.safetensors + training log).")],
+    eval_dataset: Annotated[list[str] | None, typer.Option(help="Dataset for periodic evaluation (repeatable).")] = None,
+    backbone: Annotated[str, typer.Option(help="Registered backbone: compact (CPU) or qwen3vl.")] = "compact",
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 3e-4,
+    ablation: Annotated[str, typer.Option(help="Loss preset: none, progress-only (ReWiND-like) or preference-only.")] = "none",
+    ratios: Annotated[str, typer.Option(help="Rejected-trajectory strategy weights.")] = "rewind=1,suboptimal=1,different_task=1,reverse=1",
+    camera: Annotated[list[str] | None, typer.Option(help="Camera keys to train on (default: every video key).")] = None,
+    image_size: Annotated[int, typer.Option(help="Model input size in pixels.")] = 64,
+    frames: Annotated[int, typer.Option(help="Frames per trajectory in a pair.")] = 8,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets."""
+    from rewardmodel.config import ABLATIONS, CurateRewardConfig
+    from rewardmodel.train import TrainConfig
+
+    from curate.reward_runs import train_model
+
+    if ablation not in ABLATIONS:
+        raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
+    if out.exists() and not overwrite:
+        raise CurateError(f"output {out} already exists; choose another folder or pass --overwrite")
+    try:
+        model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
+    except ValueError as err:
+        raise CurateError(str(err)) from None
+    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed)
+    with progress_bar() as progress:
+        loading = progress.add_task("decoding episodes", total=None, rate="")
+        training = progress.add_task("training", total=steps, rate="", visible=False)
+
+        def on_log(step: int, logs: dict[str, float]) -> None:
+            progress.update(loading, visible=False)
+            progress.update(training, visible=True, completed=step, rate=f"loss {logs['loss']:.3f}  {logs['samples_per_s']:.1f} pairs/s")
+            if "eval_voc" in logs:
+                progress.console.print(
+                    f"step {step}: " + "  ".join(f"{k.removeprefix('eval_')} {v:.3f}" for k, v in logs.items() if k.startswith("eval_"))
+                )
+
+        train_model(dataset, model_config, config, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
+    console.print(f"saved {out.resolve()} (config.json, model.safetensors, training.json, training_curves.png)")
+
+
+@rm_app.command("eval")
+@friendly
+def rm_eval(
+    dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with next.success labels.")],
+    model: Annotated[str | None, typer.Option(help="Checkpoint folder (default: the shipped model).")] = None,
+    camera: Annotated[str | None, typer.Option(help="Camera key (default: the first video key).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames scored per episode.")] = 8,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Reward alignment metrics of a model on a labelled dataset, by task: VOC, Kendall tau-a, gap, failure F1."""
+    import json
+
+    from curate import lerobot_io
+    from curate.reward_runs import evaluate_by_task, open_model
+    from curate.rm_data import load_trajectories
+
+    reward_model = open_model(model)
+    key = lerobot_io.resolve_camera(lerobot_io.open_dataset(dataset), camera)
+    trajectories = load_trajectories(dataset, reward_model.config.image_size, [key], frame_stride=1)
+    results = evaluate_by_task(reward_model, trajectories, frames)
+    if json_out:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"{dataset} ({key}, {frames} frames per episode)")
+    columns = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "episodes")
+    table.add_column("task")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for task, metrics in results.items():
+        table.add_row(task, *(f"{metrics[c]:.3f}" if c != "episodes" else str(int(metrics[c])) for c in columns))
+    console.print(table)
+    console.print(f"preference accuracy (successful vs failure, both orders): {results['all']['preference_accuracy']:.3f}")
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""The library side of `curate rm`: train a reward model on LeRobot datasets, evaluate one on a dataset by task."""
+
+import json
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from curate import provenance
+from curate.errors import CurateError
+from curate.plots import training_curves
+from curate.rm_data import load_trajectories
+from rewardmodel.config import CurateRewardConfig
+from rewardmodel.errors import RewardModelError
+from rewardmodel.evaluate import preference_accuracy, score_trajectories
+from rewardmodel.metrics import alignment_metrics
+from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.records import Trajectory
+from rewardmodel.train import TrainConfig, train
+
+TRAINING_LOG = "training.json"
+
+
+def load_many(datasets: Sequence[str | Path], image_size: int, cameras: Sequence[str] | None, on_episodes: Callable[[int], None] | None = None) -> list[Trajectory]:
+    trajectories: list[Trajectory] = []
+    for dataset in datasets:
+        trajectories += load_trajectories(dataset, image_size, cameras, on_episodes=on_episodes)
+    return trajectories
+
+
+def train_model(
+    datasets: Sequence[str | Path],
+    model_config: CurateRewardConfig,
+    config: TrainConfig,
+    eval_datasets: Sequence[str | Path] = (),
+    cameras: Sequence[str] | None = None,
+    on_load: Callable[[int], None] | None = None,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[CurateRewardModel, list[dict[str, float]]]:
+    """Train on every (episode, camera) of `datasets` and save the checkpoint, a training log and a curves PNG to
+    `config.out` (written beside it first, moved into place when complete)."""
+    trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
+    eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets else None
+    final = config.out.expanduser().resolve()
+    partial = final.parent / f".{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
+        log = {
+            "datasets": [str(Path(d).resolve()) for d in datasets],
+            "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
+            "cameras": list(cameras or []),
+            "trajectories": len(trajectories),
+            "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
+            "code_version": provenance.code_version(),
+            "created": provenance.now(),
+            "history": history,
+        }
+        (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
+        training_curves(history, partial / "training_curves.png")
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+    except RewardModelError as err:
+        raise CurateError(str(err)) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return model, history
+
+
+def open_model(source: str | Path | None, device: str = "cpu") -> CurateRewardModel:
+    try:
+        return load_model(source, device)
+    except RewardModelError as err:
+        raise CurateError(str(err)) from None
+
+
+def evaluate_by_task(model: CurateRewardModel, trajectories: list[Trajectory], num_frames: int) -> dict[str, dict[str, float]]:
+    """Alignment metrics per task and over all (`"all"`), plus preference accuracy."""
+    scored = score_trajectories(model.predict, trajectories, num_frames)
+    by_task: dict[str, list] = defaultdict(list)
+    for s in scored:
+        by_task[s.task].append(s)
+    results = {task: alignment_metrics(items) for task, items in sorted(by_task.items())}
+    results["all"] = alignment_metrics(scored)
+    results["all"]["preference_accuracy"] = preference_accuracy(model, trajectories, num_frames)
+    return results

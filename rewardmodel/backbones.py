@@ -1,0 +1,126 @@
+"""Backbones, registered by name: frames + instruction -> one hidden state per frame and a preference state.
+
+The token layout follows ROBOMETER: instruction, trajectory A's frames, a split token, trajectory B's frames and a
+preference token. A frame's state sees the instruction and its own trajectory's frames up to itself (causal), so a
+trajectory's progress is the same whether it is scored alone or in a pair; the preference token sees everything.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rewardmodel.config import CurateRewardConfig
+
+BACKBONES: dict[str, type["Backbone"]] = {}
+
+
+def register_backbone(name: str):
+    """Class decorator: make a backbone available by name (`CurateRewardConfig.backbone`)."""
+
+    def wrap(cls: type["Backbone"]) -> type["Backbone"]:
+        BACKBONES[name] = cls
+        return cls
+
+    return wrap
+
+
+def make_backbone(config: CurateRewardConfig) -> "Backbone":
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {config.backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+    return BACKBONES[config.backbone](config)
+
+
+@dataclass
+class BackboneOutput:
+    frames_a: Tensor  # (B, T, H) one state per frame of trajectory A
+    frames_b: Tensor | None  # (B, T, H) for pairs
+    preference: Tensor | None  # (B, H) for pairs
+
+
+class Backbone(nn.Module):
+    hidden_size: int
+
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
+        """frames: (B, T, 3, S, S) floats in [0, 1]; one instruction per batch row."""
+        raise NotImplementedError
+
+
+class FrameEncoder(nn.Module):
+    """A small CNN trained from scratch: (N, 3, S, S) -> (N, H)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        channels = [3, 16, 32, 64, 128]  # narrow early layers: 3x cheaper than 32-64-128-128 on the CPU
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.GELU()]
+        self.conv = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(4)  # any input size -> 4x4, so the model runs at other resolutions
+        self.out = nn.Linear(128 * 16, hidden)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.out(self.pool(self.conv(images * 2 - 1)).flatten(1))
+
+
+def layout_mask(t_a: int, t_b: int) -> Tensor:
+    """Boolean attention mask (True = blocked) for [instr, A_1..A_Ta, split, B_1..B_Tb, pref]."""
+    n = 1 + t_a + (1 + t_b + 1 if t_b else 0)
+    allowed = torch.zeros(n, n, dtype=torch.bool)
+    allowed[:, 0] = True  # everything sees the instruction
+    a = slice(1, 1 + t_a)
+    allowed[a, a] = torch.ones(t_a, t_a, dtype=torch.bool).tril()
+    if t_b:
+        split, b0 = 1 + t_a, 2 + t_a
+        b = slice(b0, b0 + t_b)
+        allowed[split, : split + 1] = True
+        allowed[b, b] = torch.ones(t_b, t_b, dtype=torch.bool).tril()
+        allowed[n - 1, :] = True  # the preference token sees both trajectories
+    return ~allowed
+
+
+@register_backbone("compact")
+class CompactBackbone(Backbone):
+    """CPU-sized: a CNN per frame, frozen sentence embeddings for the instruction, a small causal transformer."""
+
+    def __init__(self, config: CurateRewardConfig):
+        super().__init__()
+        h = config.hidden_dim
+        self.config = config
+        self.hidden_size = h
+        self.frames = FrameEncoder(h)
+        self.text = nn.Linear(config.text_dim, h)
+        self.position = nn.Embedding(config.max_frames, h)
+        self.kind = nn.Embedding(5, h)  # instruction, frame of A, split, frame of B, preference
+        layer = nn.TransformerEncoderLayer(h, config.num_heads, 4 * h, config.dropout, batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(h)
+
+    def _instruction(self, instructions: list[str], device: torch.device) -> Tensor:
+        from rewardmodel.text import shared_encoder
+
+        return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
+
+    def _frame_tokens(self, frames: Tensor, kind: int) -> Tensor:
+        b, t = frames.shape[:2]
+        assert frames.ndim == 5 and frames.shape[2] == 3, f"frames must be (B, T, 3, S, S), got {tuple(frames.shape)}"
+        assert t <= self.config.max_frames, f"{t} frames exceed max_frames={self.config.max_frames}"
+        tokens = self.frames(frames.flatten(0, 1)).view(b, t, -1)
+        positions = self.position(torch.arange(t, device=frames.device))
+        return tokens + positions + self.kind.weight[kind]
+
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
+        b, t_a = frames_a.shape[:2]
+        assert len(instructions) == b, f"{len(instructions)} instructions for a batch of {b}"
+        instruction = (self.text(self._instruction(instructions, frames_a.device)) + self.kind.weight[0]).unsqueeze(1)
+        parts = [instruction, self._frame_tokens(frames_a, 1)]
+        t_b = 0
+        if frames_b is not None:
+            t_b = frames_b.shape[1]
+            special = self.kind.weight[[2, 4]].unsqueeze(0).expand(b, 2, -1)
+            parts += [special[:, :1], self._frame_tokens(frames_b, 3), special[:, 1:]]
+        mask = layout_mask(t_a, t_b).to(frames_a.device)
+        hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
+        if frames_b is None:
+            return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None)
+        return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1])

@@ -1,0 +1,56 @@
+"""The reward model's configuration: a LeRobot RewardModelConfig subclass registered as `curate_robometer`."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lerobot.configs.rewards import RewardModelConfig
+
+MODEL_TYPE = "curate_robometer"
+# Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
+ABLATIONS = {
+    "none": {},
+    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0},
+    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0},
+}
+PACKAGED_TEXT_ENCODER = "packaged:all-MiniLM-L6-v2"
+
+
+@RewardModelConfig.register_subclass(MODEL_TYPE)
+@dataclass
+class CurateRewardConfig(RewardModelConfig):
+    """ROBOMETER-style reward model: per-frame progress (categorical bins), success, and pairwise preference."""
+
+    backbone: str = "compact"  # a name registered in rewardmodel.backbones
+    image_size: int = 64  # frames are resized to this square size, whatever the dataset's resolution
+    num_frames: int = 8  # frames per trajectory in training pairs (and the default for scoring)
+    max_frames: int = 32  # longest trajectory the position embeddings cover
+    hidden_dim: int = 128
+    num_layers: int = 3
+    num_heads: int = 4
+    dropout: float = 0.1
+    num_bins: int = 10  # progress bins, centres linspace(0, 1, num_bins)
+    text_encoder: str = PACKAGED_TEXT_ENCODER  # or a hub id / local directory of a sentence-embedding model
+    text_dim: int = 384
+    qwen_model: str = ""  # qwen3vl backbone: hub id or local directory; empty uses qwen_config with random weights
+    qwen_config: dict[str, Any] = field(default_factory=dict)  # qwen3vl backbone: Qwen3VLConfig kwargs (tiny tests)
+    # Loss weights (ROBOMETER: 1/1/1). rank: Bradley-Terry on final progress, our addition (docs/rewardmodel.md).
+    progress_weight: float = 1.0
+    success_weight: float = 1.0
+    preference_weight: float = 1.0
+    rank_weight: float = 1.0
+    device: str | None = "cpu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from rewardmodel.backbones import BACKBONES
+
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be between 16 and 512, got {self.image_size}")
+        if not 2 <= self.num_frames <= self.max_frames:
+            raise ValueError(f"num_frames must be between 2 and max_frames={self.max_frames}, got {self.num_frames}")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be a multiple of num_heads {self.num_heads}")
+        if self.num_bins < 2:
+            raise ValueError(f"num_bins must be at least 2, got {self.num_bins}")

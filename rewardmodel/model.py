@@ -1,0 +1,117 @@
+"""The reward model: a LeRobot PreTrainedRewardModel with `compute_reward` (inference) and `forward` (training)."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lerobot.rewards.pretrained import PreTrainedRewardModel
+from rewardmodel import losses
+from rewardmodel.backbones import make_backbone
+from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
+from rewardmodel.errors import RewardModelError
+from rewardmodel.heads import Heads
+from rewardmodel.records import PairBatch
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+
+
+class CurateRewardModel(PreTrainedRewardModel):
+    config_class = CurateRewardConfig
+    name = MODEL_TYPE
+
+    def __init__(self, config: CurateRewardConfig, **kwargs: Any):
+        super().__init__(config)
+        self.backbone = make_backbone(config)
+        self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
+
+    def prepare(self, frames: Tensor) -> Tensor:
+        """(B, T, H, W, 3) uint8 frames at any resolution -> (B, T, 3, S, S) floats in [0, 1] at the model's size."""
+        assert frames.ndim == 5 and frames.shape[-1] == 3, f"frames must be (B, T, H, W, 3), got {tuple(frames.shape)}"
+        b, t, h, w, _ = frames.shape
+        device = next(self.parameters()).device
+        x = frames.to(device).permute(0, 1, 4, 2, 3).flatten(0, 1).float() / 255.0
+        size = self.config.image_size
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x.view(b, t, 3, size, size)
+
+    def predict(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor]:
+        """Per-frame progress in [0, 1] and success probability, each (B, T); frame t sees frames <= t."""
+        out = self.backbone(self.prepare(frames), instructions)
+        progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
+        success = torch.sigmoid(self.heads.success(out.frames_a).squeeze(-1))
+        return progress, success
+
+    def compute_reward(self, batch: dict[str, Any]) -> Tensor:
+        """LeRobot's inference entry: `observation.images` (B, T, H, W, 3) uint8 and `task` (B strings) -> (B,)
+        progress at the last frame."""
+        progress, _ = self.predict(batch["observation.images"], list(batch["task"]))
+        return progress[:, -1]
+
+    def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, float]]:
+        """The dual objective on a pair batch: preference + progress + success (+ rank), weighted by the config."""
+        c = self.config
+        out = self.backbone(self.prepare(batch.frames_a), batch.instructions, self.prepare(batch.frames_b))
+        logits_a, logits_b = self.heads.progress(out.frames_a), self.heads.progress(out.frames_b)
+        progress = losses.progress_loss(
+            torch.cat([logits_a, logits_b], 1),
+            torch.cat([batch.progress_a, batch.progress_b], 1).to(logits_a.device),
+            torch.cat([batch.progress_mask_a, batch.progress_mask_b], 1).to(logits_a.device),
+        )
+        success_logits = torch.cat([self.heads.success(out.frames_a), self.heads.success(out.frames_b)], 1).squeeze(-1)
+        success = losses.success_loss(
+            success_logits,
+            torch.cat([batch.success_a, batch.success_b], 1).to(success_logits.device),
+            torch.cat([batch.success_mask_a, batch.success_mask_b], 1).to(success_logits.device),
+        )
+        label = batch.a_is_better.to(success_logits.device)
+        preference_logit = self.heads.preference(out.preference).squeeze(-1)
+        preference = losses.preference_loss(preference_logit, label)
+        final_a = self.heads.expected_progress(logits_a[:, -1])
+        final_b = self.heads.expected_progress(logits_b[:, -1])
+        rank = losses.rank_loss(final_a, final_b, label)
+        loss = c.progress_weight * progress + c.success_weight * success + c.preference_weight * preference + c.rank_weight * rank
+        accuracy = ((preference_logit > 0).float() == label).float().mean()
+        logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
+        return loss, logs
+
+    @torch.inference_mode()
+    def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:
+        """P(A is better than B) from the preference head, (B,)."""
+        out = self.backbone(self.prepare(frames_a), instructions, self.prepare(frames_b))
+        return torch.sigmoid(self.heads.preference(out.preference).squeeze(-1))
+
+
+def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateRewardModel:
+    """Load a checkpoint directory saved by `save_pretrained` (config.json + model.safetensors), safetensors only.
+
+    `None` loads the checkpoint shipped inside the package."""
+    path = Path(source) if source is not None else DEFAULT_CHECKPOINT
+    config_file, weights = path / "config.json", path / "model.safetensors"
+    if not config_file.is_file() or not weights.is_file():
+        hint = " (the shipped default is made by `scripts/train_default_model.sh`)" if source is None else ""
+        raise RewardModelError(f"{path} is not a reward model checkpoint (needs config.json and model.safetensors){hint}")
+    try:
+        kind = json.loads(config_file.read_text()).get("type")
+    except json.JSONDecodeError as err:
+        raise RewardModelError(f"{config_file} is not valid JSON ({err}); the checkpoint is corrupt") from err
+    if kind != MODEL_TYPE:
+        raise RewardModelError(f"{path} holds a {kind!r} model, not {MODEL_TYPE!r}; pass a checkpoint saved by `curate rm train`")
+    from lerobot.configs.rewards import RewardModelConfig
+
+    config = RewardModelConfig.from_pretrained(path)  # the base class resolves the registered type
+    config.device = device
+    model = CurateRewardModel(config)
+    from safetensors.torch import load_model as load_safetensors
+
+    try:
+        missing, unexpected = load_safetensors(model, str(weights), strict=False, device=device)
+    except Exception as err:  # safetensors raises its own error types for truncated or garbled files
+        raise RewardModelError(f"cannot read {weights} ({type(err).__name__}); the checkpoint is corrupt: retrain or re-download it") from err
+    if missing or unexpected:
+        raise RewardModelError(f"{weights} does not match its config (missing {len(missing)}, unexpected {len(unexpected)} tensors); the checkpoint is from another model version")
+    return model.to(device).eval()

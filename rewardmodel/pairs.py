@@ -1,0 +1,151 @@
+"""Training pairs in ROBOMETER's four strategies: chosen = a successful segment, rejected = rewind, a suboptimal or
+failed run of the same task, another task's video under this instruction, or the chosen video reversed."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rewardmodel.errors import RewardModelError
+from rewardmodel.records import PairBatch, Trajectory
+
+STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse")
+
+
+@dataclass
+class Sample:
+    """One trajectory view in a pair: frames at chosen cached positions, with targets and masks."""
+
+    frames: np.ndarray
+    progress: np.ndarray
+    progress_mask: np.ndarray
+    success: np.ndarray
+    success_mask: np.ndarray
+
+
+def progress_targets(positions: np.ndarray, start: int, first_success: int) -> np.ndarray:
+    """ROBOMETER's target for cached frame i of a segment starting at `start`: (i - start) / (cutoff - start - 1),
+    capped at 1, with cutoff = first success + 1 (so the first successful frame has progress 1)."""
+    cutoff = first_success + 1
+    return np.clip((positions - start) / max(cutoff - start - 1, 1), 0.0, 1.0)
+
+
+class PairSampler:
+    """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
+
+    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int):
+        self.num_frames = num_frames
+        self.rng = np.random.default_rng(seed)
+        self.by_instruction: dict[str, dict[str, list[Trajectory]]] = defaultdict(lambda: defaultdict(list))
+        for trajectory in trajectories:
+            self.by_instruction[trajectory.instruction][trajectory.quality].append(trajectory)
+        self.successful = [t for t in trajectories if t.quality == "successful" and len(t.frames) >= 2]
+        if not self.successful:
+            raise RewardModelError("no successful episodes to train on; the reward model needs successful demonstrations (next.success true early enough)")
+        unknown = set(ratios) - set(STRATEGIES)
+        if unknown:
+            raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
+        weights = np.array([max(float(ratios.get(s, 0.0)), 0.0) for s in STRATEGIES])
+        if weights.sum() <= 0:
+            raise RewardModelError("all pair strategy ratios are zero; give at least one a positive ratio")
+        self.weights = weights / weights.sum()
+
+    def _positions(self, start: int, end: int) -> np.ndarray:
+        """num_frames cached positions linspace-sampled over [start, end]."""
+        return np.round(np.linspace(start, end, self.num_frames)).astype(int)
+
+    def chosen(self, trajectory: Trajectory) -> tuple[Sample, int, int]:
+        """A random segment of a successful trajectory that reaches its first success; returns it, start and end."""
+        first = trajectory.first_success
+        n = len(trajectory.frames)
+        start = int(self.rng.integers(0, first // 2 + 1))
+        end = int(self.rng.integers(max(first, start + 1), n))
+        positions = self._positions(start, end)
+        target = progress_targets(positions, start, first)
+        return self._sample(trajectory, positions, target, True), start, end
+
+    def _sample(self, trajectory: Trajectory, positions: np.ndarray, target: np.ndarray | None, supervise_progress: bool) -> Sample:
+        t = self.num_frames
+        if target is None:
+            target = np.zeros(t)
+        # success: 1 where progress reaches the cutoff on supervised trajectories, else the run's own labels
+        success = (target >= 1.0).astype(np.float32) if supervise_progress else trajectory.success[positions].astype(np.float32)
+        return Sample(
+            frames=trajectory.frames[positions],
+            progress=target.astype(np.float32),
+            progress_mask=np.full(t, supervise_progress),
+            success=success,
+            success_mask=np.ones(t, dtype=bool),
+        )
+
+    def rejected(self, strategy: str, trajectory: Trajectory, start: int, end: int) -> Sample | None:
+        """The rejected trajectory for `strategy`, or None when this trajectory's group cannot provide one."""
+        first = trajectory.first_success
+        t = self.num_frames
+        if strategy == "rewind":
+            # forward from start to a turning point, then back: progress rises, then falls
+            if end - start < 3:
+                return None
+            turn = int(self.rng.integers(start + 2, end + 1))
+            forward = int(self.rng.integers(2, t - 1))
+            back_to = int(self.rng.integers(start, turn))
+            positions = np.concatenate([np.round(np.linspace(start, turn, forward)), np.round(np.linspace(turn, back_to, t - forward + 1))[1:]]).astype(int)
+            return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
+        if strategy == "suboptimal":
+            pool = self.by_instruction[trajectory.instruction]
+            candidates = pool["suboptimal"] + pool["failure"]
+            if not candidates:
+                return None
+            other = candidates[int(self.rng.integers(len(candidates)))]
+            n = len(other.frames)
+            lo = int(self.rng.integers(0, max(n // 4, 1)))
+            hi = int(self.rng.integers(max(3 * n // 4, lo + 1), n))
+            return self._sample(other, self._positions(lo, hi), None, False)
+        if strategy == "different_task":
+            others = [i for i in self.by_instruction if i != trajectory.instruction]
+            if not others:
+                return None
+            group = self.by_instruction[others[int(self.rng.integers(len(others)))]]
+            candidates = [t_ for quality in group.values() for t_ in quality]
+            other = candidates[int(self.rng.integers(len(candidates)))]
+            n = len(other.frames)
+            positions = self._positions(int(self.rng.integers(0, max(n // 4, 1))), n - 1)
+            return self._sample(other, positions, np.zeros(t), True)  # another task's video: no progress on this one
+        if strategy == "reverse":
+            positions = self._positions(start, end)[::-1].copy()
+            return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
+        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+
+    def batch(self, size: int) -> PairBatch:
+        rows = []
+        while len(rows) < size:
+            trajectory = self.successful[int(self.rng.integers(len(self.successful)))]
+            strategy = STRATEGIES[int(self.rng.choice(len(STRATEGIES), p=self.weights))]
+            chosen, start, end = self.chosen(trajectory)
+            rejected = self.rejected(strategy, trajectory, start, end)
+            if rejected is None:
+                continue
+            a_is_better = bool(self.rng.random() < 0.5)
+            a, b = (chosen, rejected) if a_is_better else (rejected, chosen)
+            rows.append((a, b, trajectory.instruction, a_is_better, strategy))
+
+        def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+            tensor = torch.from_numpy(np.stack([getattr(row[side], name) for row in rows]))
+            return tensor if dtype is None else tensor.to(dtype)
+
+        return PairBatch(
+            frames_a=stack(0, "frames"),
+            frames_b=stack(1, "frames"),
+            instructions=[row[2] for row in rows],
+            progress_a=stack(0, "progress", torch.float32),
+            progress_b=stack(1, "progress", torch.float32),
+            progress_mask_a=stack(0, "progress_mask"),
+            progress_mask_b=stack(1, "progress_mask"),
+            success_a=stack(0, "success", torch.float32),
+            success_b=stack(1, "success", torch.float32),
+            success_mask_a=stack(0, "success_mask"),
+            success_mask_b=stack(1, "success_mask"),
+            a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
+            strategies=[row[4] for row in rows],
+        )

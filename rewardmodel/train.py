@@ -1,0 +1,119 @@
+"""Trains the reward model on pair batches, top to bottom: seeding, data, model, loop, evaluation, save."""
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardmodel.config import CurateRewardConfig
+from rewardmodel.errors import RewardModelError
+from rewardmodel.evaluate import evaluate
+from rewardmodel.model import CurateRewardModel
+from rewardmodel.pairs import STRATEGIES, PairSampler
+from rewardmodel.records import PairBatch, Trajectory
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`curate rm train`: optimisation and data settings (model settings live in CurateRewardConfig)."""
+
+    out: Path
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    ratios: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 1.0))
+    eval_every: int = 500
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise RewardModelError(f"steps and batch size must be at least 1, got steps={self.steps} batch_size={self.batch_size}")
+        if not 0 < self.lr < 1:
+            raise RewardModelError(f"learning rate must be in (0, 1), got {self.lr}")
+        unknown = set(self.ratios) - set(STRATEGIES)
+        if unknown:
+            raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
+
+
+def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per trajectory: a random shift of up to 1/8 of the image and brightness/contrast jitter (uint8 in, uint8 out).
+    Makes the model lean less on exact pixel positions, which change with the camera."""
+    b, t, h, w, c = frames.shape
+    pad = max(h // 8, 1)
+    x = frames.permute(0, 1, 4, 2, 3).float()
+    padded = torch.nn.functional.pad(x.flatten(0, 1), (pad, pad, pad, pad), mode="replicate").view(b, t, c, h + 2 * pad, w + 2 * pad)
+    out = torch.empty_like(x)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    for i in range(b):  # per trajectory, so all its frames move together
+        out[i] = padded[i, :, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
+    gain = 1 + 0.4 * (torch.rand(b, 1, 1, 1, 1, generator=generator) - 0.5)
+    bias = 40 * (torch.rand(b, 1, 1, 1, 1, generator=generator) - 0.5)
+    out = (out - 128) * gain + 128 + bias
+    return out.clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+
+
+def train(
+    trajectories: list[Trajectory],
+    model_config: CurateRewardConfig,
+    config: TrainConfig,
+    eval_trajectories: list[Trajectory] | None = None,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[CurateRewardModel, list[dict[str, float]]]:
+    # seeding
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+    # data
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, config.seed)
+
+    # model
+    model = CurateRewardModel(model_config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0))),
+    )
+
+    # loop
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        batch = sampler.batch(config.batch_size)
+        batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
+        loss, logs = model(batch)
+        if not torch.isfinite(loss):
+            raise RewardModelError(f"the loss became {loss.item()} at step {step} (batch strategies {sorted(set(batch.strategies))}, logs {logs}); lower --lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        logs |= {"step": float(step), "lr": schedule.get_last_lr()[0], "samples_per_s": step * config.batch_size / (time.perf_counter() - started)}
+
+        # evaluation
+        if eval_trajectories and (step % config.eval_every == 0 or step == config.steps):
+            model.eval()
+            logs |= {f"eval_{k}": v for k, v in evaluate(model, eval_trajectories, model_config.num_frames).items()}
+            model.train()
+        history.append(logs)
+        if on_log is not None:
+            on_log(step, logs)
+
+    # save
+    model.eval()
+    config.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(config.out)
+    return model, history

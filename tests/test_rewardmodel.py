@@ -1,0 +1,171 @@
+"""The reward model on tiny configs: losses, causal layout, pair strategies, metrics, training, checkpoints."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rewardmodel.backbones import layout_mask
+from rewardmodel.config import CurateRewardConfig
+from rewardmodel.errors import RewardModelError
+from rewardmodel.losses import two_hot
+from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, voc
+from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.pairs import PairSampler, progress_targets
+from rewardmodel.records import Trajectory
+from rewardmodel.train import TrainConfig, train
+
+TINY = dict(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
+
+
+def trajectory(instruction: str, quality: str, n: int = 12, first_success: int | None = 6, seed: int = 0) -> Trajectory:
+    rng = np.random.default_rng(seed)
+    success = np.zeros(n, dtype=bool)
+    if quality != "failure":
+        success[first_success:] = True
+    return Trajectory(rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), np.arange(n), n, instruction, success, quality)
+
+
+def pool() -> list[Trajectory]:
+    return [
+        trajectory("open the drawer", "successful", seed=1),
+        trajectory("open the drawer", "failure", seed=2),
+        trajectory("press the button", "successful", first_success=4, seed=3),
+        trajectory("press the button", "suboptimal", first_success=10, seed=4),
+    ]
+
+
+def test_two_hot_splits_mass_between_neighbouring_bins() -> None:
+    out = two_hot(torch.tensor([0.0, 0.5, 1.0, 0.05]), 10)
+    assert out[0].tolist() == [1.0] + [0.0] * 9
+    assert out[2].tolist() == [0.0] * 9 + [1.0]
+    assert torch.allclose(out[1][4:6], torch.tensor([0.5, 0.5]))  # 0.5 sits between centres 4/9 and 5/9
+    assert torch.allclose(out[3][:2], torch.tensor([0.55, 0.45]))
+    assert torch.allclose(out.sum(-1), torch.ones(4))
+    assert torch.allclose(out @ torch.linspace(0, 1, 10), torch.tensor([0.0, 0.5, 1.0, 0.05]))
+
+
+def test_layout_mask_is_causal_within_each_trajectory() -> None:
+    blocked = layout_mask(2, 2)  # [instr, a1, a2, split, b1, b2, pref]
+    allowed = (~blocked).int().tolist()
+    assert allowed[1] == [1, 1, 0, 0, 0, 0, 0]  # a1 sees the instruction and itself
+    assert allowed[2] == [1, 1, 1, 0, 0, 0, 0]
+    assert allowed[4] == [1, 0, 0, 0, 1, 0, 0]  # b1 never sees trajectory A
+    assert allowed[6] == [1] * 7  # the preference token sees everything
+
+
+def test_progress_of_a_trajectory_is_the_same_alone_in_a_pair_and_ignores_later_frames() -> None:
+    torch.manual_seed(0)
+    model = CurateRewardModel(CurateRewardConfig(**TINY)).eval()
+    a = torch.randint(0, 255, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    b = torch.randint(0, 255, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        alone, _ = model.predict(a, ["open the drawer"] * 2)
+        paired = model.backbone(model.prepare(a), ["open the drawer"] * 2, model.prepare(b)).frames_a
+        in_pair = model.heads.expected_progress(model.heads.progress(paired))
+        changed = a.clone()
+        changed[:, 3] = 0
+        later_changed, _ = model.predict(changed, ["open the drawer"] * 2)
+    assert torch.allclose(alone, in_pair, atol=1e-5)
+    assert torch.allclose(alone[:, :3], later_changed[:, :3], atol=1e-5)
+    assert not torch.allclose(alone[:, 3], later_changed[:, 3])
+    assert ((alone >= 0) & (alone <= 1)).all()
+
+
+def test_progress_targets_follow_robometer() -> None:
+    # segment starts at 2, first success at 6: cutoff 7, target (i - 2) / 4 capped at 1
+    assert progress_targets(np.array([2, 3, 4, 6, 9]), 2, 6).tolist() == [0.0, 0.25, 0.5, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("strategy", ["rewind", "suboptimal", "different_task", "reverse"])
+def test_each_strategy_gives_its_targets(strategy: str) -> None:
+    sampler = PairSampler(pool(), num_frames=4, ratios={strategy: 1.0}, seed=0)
+    batch = sampler.batch(8)
+    assert batch.strategies == [strategy] * 8
+    assert batch.frames_a.shape == (8, 4, 16, 16, 3)
+    for i in range(8):
+        better = int(batch.a_is_better[i])
+        chosen = (batch.progress_a if better else batch.progress_b)[i]
+        rejected = (batch.progress_b if better else batch.progress_a)[i]
+        rejected_mask = (batch.progress_mask_b if better else batch.progress_mask_a)[i]
+        assert torch.all(chosen[1:] >= chosen[:-1]) and chosen[-1] == 1.0  # chosen segments reach success
+        if strategy == "rewind":
+            peak = int(rejected.argmax())
+            assert torch.all(rejected[1 : peak + 1] >= rejected[:peak]) and torch.all(rejected[peak + 1 :] <= rejected[peak:-1])
+        if strategy == "reverse":
+            assert torch.all(rejected[1:] <= rejected[:-1]) and rejected[0] == 1.0
+        if strategy == "different_task":
+            assert rejected.tolist() == [0.0] * 4 and bool(rejected_mask.all())
+        if strategy == "suboptimal":
+            assert not bool(rejected_mask.any())  # no progress supervision on suboptimal or failed runs
+
+
+def test_sampler_is_deterministic_and_needs_successes() -> None:
+    first = PairSampler(pool(), 4, {"reverse": 1, "rewind": 1}, seed=3).batch(6)
+    second = PairSampler(pool(), 4, {"reverse": 1, "rewind": 1}, seed=3).batch(6)
+    assert torch.equal(first.progress_a, second.progress_a) and first.strategies == second.strategies
+    with pytest.raises(RewardModelError, match="no successful episodes to train on"):
+        PairSampler([trajectory("x", "failure")], 4, {"rewind": 1}, 0)
+
+
+def test_kendall_tau_a_counts_ties_as_zero() -> None:
+    assert kendall_tau_a([0.1, 0.5, 0.9], [0, 1, 2]) == 1.0
+    assert kendall_tau_a([0.9, 0.5, 0.1], [0, 1, 2]) == -1.0
+    assert kendall_tau_a([0.5, 0.5, 0.9], [0, 1, 2]) == pytest.approx(2 / 3)
+
+
+def scored(task: str, quality: str, final: float, peak_success: float, progress: list[float] | None = None) -> ScoredTrajectory:
+    values = np.array(progress or [0.0, final])
+    truth = np.linspace(0, 1, len(values)) if quality == "successful" else None
+    return ScoredTrajectory(task, quality, values, np.array([0.0, peak_success]), truth)
+
+
+def test_alignment_metrics_on_known_scores() -> None:
+    items = [
+        scored("t1", "failure", 0.2, 0.1),
+        scored("t1", "suboptimal", 0.5, 0.7),
+        scored("t1", "successful", 0.9, 0.9, [0.1, 0.4, 0.9]),
+        scored("t2", "failure", 0.6, 0.8),  # a failure scored above a success: discordant, and missed as a failure
+        scored("t2", "successful", 0.4, 0.9, [0.4, 0.3, 0.2]),
+    ]
+    assert kendall_by_quality(items) == pytest.approx((1.0 + -1.0) / 2)
+    assert voc(items) == pytest.approx((np.corrcoef([0.1, 0.4, 0.9], [0, 0.5, 1])[0, 1] + -1.0) / 2)
+    # failures detected (max success < 0.5): only t1's; precision 1, recall 1/2
+    assert failure_f1(items) == pytest.approx(2 / 3)
+
+
+def test_train_saves_a_checkpoint_that_loads_identically(tmp_path: Path) -> None:
+    config = CurateRewardConfig(**TINY)
+    model, history = train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=3, batch_size=4, eval_every=3), eval_trajectories=pool())
+    assert [h["step"] for h in history] == [1.0, 2.0, 3.0]
+    assert "eval_kendall_tau_a" in history[-1] and np.isfinite(history[-1]["loss"])
+    loaded = load_model(tmp_path / "rm")
+    frames = torch.randint(0, 255, (1, 4, 32, 32, 3), dtype=torch.uint8)  # another resolution than trained on
+    with torch.no_grad():
+        assert torch.allclose(model.predict(frames, ["open the drawer"])[0], loaded.predict(frames, ["open the drawer"])[0])
+
+
+def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> None:
+    train(pool(), CurateRewardConfig(**TINY), TrainConfig(out=tmp_path / "rm", steps=1, batch_size=2))
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "rm", other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(config | {"type": "sarm"}))
+    with pytest.raises(RewardModelError, match="holds a 'sarm' model, not 'curate_robometer'"):
+        load_model(other)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tmp_path / "rm", corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(RewardModelError, match="the checkpoint is corrupt"):
+        load_model(corrupt)
+    with pytest.raises(RewardModelError, match="is not a reward model checkpoint"):
+        load_model(tmp_path / "missing")
+
+
+def test_a_nan_loss_stops_training_naming_the_step(tmp_path: Path) -> None:
+    config = CurateRewardConfig(**TINY, rank_weight=float("nan"))
+    with pytest.raises(RewardModelError, match="the loss became nan at step 1"):
+        train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=2, batch_size=2))
