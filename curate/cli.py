@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its whole configuration per video unless told not to
 os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # per-episode "Map" bars drown our own progress bar
+os.environ.setdefault("TQDM_DISABLE", "1")  # lerobot's and datasets' per-step tqdm bars drown our own rich progress bars
 
 import functools
 import sys
@@ -125,6 +125,122 @@ def info(
         first = "" if episode.success is None or not episode.success.any() else str(int(episode.success.argmax()))
         table.add_row(str(episode.episode_index), str(episode.length), episode.task, episode.quality or "", first)
     console.print(table)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """A progress curve in block characters (0 -> ▁, 1 -> █)."""
+    return "".join(SPARKS[min(int(v * len(SPARKS)), len(SPARKS) - 1)] for v in values)
+
+
+@app.command("score")
+@friendly
+def score(
+    dataset: Annotated[str, typer.Argument(help="A LeRobot v3 dataset root (or hub id where the network allows).")],
+    index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
+    model: Annotated[str | None, typer.Option(help="Reward model: a folder from `curate rm train`, `lerobot:TYPE`, a hub id; default: the shipped model.")] = None,
+    instruction: Annotated[list[str] | None, typer.Option(help="Also score every episode against this instruction (repeatable).")] = None,
+    camera: Annotated[str | None, typer.Option(help="Camera key (default: the dataset's first video key).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced, last frame included).")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Episodes per batch.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Per-frame progress and success probability of every episode, under its own task and each --instruction."""
+    from curate.scoring import ScoreConfig, prepare, score_dataset
+
+    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device)
+    job = prepare(config)
+    with progress_bar() as progress:
+        bar = progress.add_task("scoring", total=None, rate="")
+
+        def on_progress(done: int, total: int) -> None:
+            elapsed = progress.tasks[bar].elapsed or 1e-9
+            progress.update(bar, total=total, completed=done, rate=f"{done / elapsed:.1f} episodes/s" if done else "")
+
+        summary = score_dataset(job, on_progress)
+    console.print(
+        f"{summary.dataset} [{summary.camera}] with {summary.model}: scored {summary.scored}, "
+        f"already in the index {summary.skipped}, failed {len(summary.failed)} -> {index.resolve()}",
+        soft_wrap=True,
+    )
+    if summary.failed:
+        for failure in summary.failed[:10]:
+            err_console.print(f"[red]failed[/] episode {failure.episode_index}: {failure.reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(summary.failed)} episode x instruction pairs failed (kept in the index's failures table); fix them and rerun to retry", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command("rank")
+@friendly
+def rank(
+    index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
+    instruction: Annotated[str | None, typer.Option(help="Rank scores under this instruction (default: each episode's own task).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Only these dataset roots (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    top: Annotated[int | None, typer.Option(help="Show the best N.")] = None,
+    bottom: Annotated[int | None, typer.Option(help="Show the worst N.")] = None,
+    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+) -> None:
+    """The scored episodes, best first: task, final progress, success probability and the progress curve."""
+    from curate.ranking import ranked
+
+    if format not in ("table", "csv", "json"):
+        raise CurateError(f"unknown --format {format!r}; use table, csv or json")
+    rows, model_id = ranked(index, instruction, dataset or (), model, top, bottom)
+    if format == "csv":
+        print(rows.drop(columns=["frame_index", "frame_progress"]).to_csv(index=False), end="")
+        return
+    if format == "json":
+        print(rows.to_json(orient="records", indent=1))
+        return
+    title = f"{len(rows)} episodes under {instruction!r}" if instruction else f"{len(rows)} episodes under their own task"
+    table = Table(title=f"{title} ({model_id})")
+    for column, justify in (("rank", "right"), ("dataset", "left"), ("episode", "right"), ("task", "left"), ("final progress", "right"), ("success prob", "right"), ("progress curve", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows.itertuples():
+        table.add_row(str(row.rank), Path(row.dataset).name, str(row.episode_index), row.task, f"{row.final_progress:.3f}", f"{row.success_prob:.3f}", sparkline(list(row.frame_progress)))
+    console.print(table)
+
+
+@app.command("filter")
+@friendly
+def filter_(
+    instruction: Annotated[str, typer.Option(help="Select by scores under this instruction.")],
+    out: Annotated[Path, typer.Option(help="Folder for the exported LeRobot dataset.")],
+    top_k: Annotated[int | None, typer.Option(help="Keep the best K episodes.")] = None,
+    top_frac: Annotated[float | None, typer.Option(help="Keep the best fraction F.")] = None,
+    min_progress: Annotated[float | None, typer.Option(help="Keep episodes with final progress >= P.")] = None,
+    min_success: Annotated[float | None, typer.Option(help="Keep episodes with success probability >= S.")] = None,
+    per_task: Annotated[bool, typer.Option(help="Rank within each episode's own task.")] = False,
+    relabel_task: Annotated[bool, typer.Option(help="Set the exported episodes' task to the instruction.")] = False,
+    index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
+    dataset: Annotated[str | None, typer.Option(help="Source dataset root (needed when the index holds several).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Keep the episodes that pass the filters and export them as a LeRobot v3 dataset with a selection manifest."""
+    from curate.export import MANIFEST, FilterConfig, export, select
+    from curate.filters import make_filter
+
+    given = {"top-k": top_k, "top-frac": top_frac, "min-progress": min_progress, "min-success": min_success}
+    try:
+        filters = tuple(make_filter(name, value) for name, value in given.items() if value is not None)
+    except ValueError as err:
+        raise CurateError(str(err)) from None
+    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, overwrite=overwrite)
+    selection = select(config)
+    table = Table(title=f"{len(selection.rows)} episodes of {selection.dataset} under {instruction!r} ({selection.model})")
+    table.add_column("outcome")
+    table.add_column("episodes", justify="right")
+    table.add_row("[green]kept[/]", str(len(selection.kept)))
+    for reason, count in selection.dropped_by_reason().most_common():
+        table.add_row(f"dropped: {reason}", str(count))
+    console.print(table)
+    with err_console.status(f"exporting {len(selection.kept)} episodes"):
+        path = export(config, selection)
+    console.print(f"wrote {path} ({MANIFEST} beside meta/)", soft_wrap=True)
 
 
 def _ratios(value: str) -> dict[str, float]:

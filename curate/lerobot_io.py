@@ -258,12 +258,20 @@ def _frame_value(value: np.ndarray) -> np.ndarray:
     return value.reshape(1) if value.ndim == 0 else value
 
 
-def write_subset(ds: LeRobotDataset, keep: Sequence[int], out: Path, overwrite: bool = False) -> Path:
-    """Write the episodes `keep` of `ds` as a new LeRobot v3 dataset at `out` (renumbered from 0), atomically.
+def write_subset(
+    ds: LeRobotDataset,
+    keep: Sequence[int],
+    out: Path,
+    overwrite: bool = False,
+    task: str | None = None,
+    extra_files: dict[str, Callable[[], dict]] | None = None,
+) -> Path:
+    """Write the episodes `keep` of `ds` as a new LeRobot v3 dataset at `out` (renumbered from 0), atomically;
+    `task` relabels every exported episode with that task string.
 
     Uses lerobot's own dataset tools, so state and action values are copied bit-identically; the source is untouched.
     """
-    from lerobot.datasets.dataset_tools import delete_episodes
+    from lerobot.datasets.dataset_tools import delete_episodes, modify_tasks
 
     out = Path(out).expanduser().resolve()
     total = ds.meta.total_episodes
@@ -282,4 +290,8 @@ def write_subset(ds: LeRobotDataset, keep: Sequence[int], out: Path, overwrite: 
             delete_episodes(ds, drop, output_dir=partial, repo_id=f"local/{out.name}")
         else:
             shutil.copytree(dataset_root(ds), partial)
+        if task is not None:
+            modify_tasks(LeRobotDataset(f"local/{out.name}", root=partial), new_task=task)
+        for name, content in (extra_files or {}).items():
+            (partial / name).write_text(json.dumps(content(), indent=2))
     return out

@@ -16,6 +16,8 @@ Scorer = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]
 
 def evenly_spaced(n: int, k: int) -> np.ndarray:
     """k positions spread evenly over 0..n-1, ending on the last frame."""
+    if min(k, n) == 1:
+        return np.array([n - 1])
     return np.unique(np.round(np.linspace(0, n - 1, min(k, n))).astype(int))
 
 

@@ -1,0 +1,97 @@
+"""`curate filter`: select episodes from the index with filters and export them as a LeRobot dataset + manifest."""
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from curate import lerobot_io, provenance
+from curate.errors import CurateError
+from curate.filters import Filter, apply_filters
+from curate.ranking import ranked
+
+MANIFEST = "curate_selection.json"
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """`curate filter`: which rows, which filters, where to export."""
+
+    index: Path
+    instruction: str
+    filters: tuple[Filter, ...]
+    out: Path
+    dataset: str | None = None
+    model: str | None = None
+    per_task: bool = False
+    relabel_task: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.filters:
+            raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success")
+        if self.out.exists() and not self.overwrite:
+            raise CurateError(f"output {self.out} already exists; choose another folder or pass --overwrite")
+
+
+@dataclass(frozen=True)
+class Selection:
+    rows: pd.DataFrame  # every candidate row, best first, with `reason` (None = kept)
+    model: str
+    dataset: str
+
+    @property
+    def kept(self) -> pd.DataFrame:
+        return self.rows[self.rows["reason"].isna()]
+
+    def dropped_by_reason(self) -> Counter:
+        return Counter(self.rows["reason"].dropna())
+
+
+def select(config: FilterConfig) -> Selection:
+    """Rank the index's rows for the instruction and apply the filters."""
+    rows, model = ranked(config.index, config.instruction, [config.dataset] if config.dataset else [], config.model)
+    datasets = sorted(rows["dataset"].unique())
+    if len(datasets) > 1:
+        raise CurateError(f"the index holds scores from {len(datasets)} datasets for this instruction; pass --dataset, one of: {', '.join(datasets)}")
+    if rows.empty:
+        raise CurateError(f"no scored episodes under {config.instruction!r}" + (f" in {config.dataset}" if config.dataset else ""))
+    return Selection(apply_filters(rows.drop(columns="rank"), list(config.filters), config.per_task), model, datasets[0])
+
+
+def export(config: FilterConfig, selection: Selection) -> Path:
+    """Write the kept episodes as a LeRobot v3 dataset with a `curate_selection.json` manifest, atomically."""
+    kept = selection.kept
+    if kept.empty:
+        raise CurateError("the filters dropped every episode; loosen them (e.g. a larger --top-k or a lower threshold)")
+    source = lerobot_io.open_dataset(selection.dataset)
+    order = sorted(int(i) for i in kept["episode_index"])  # exported episodes keep the source's order
+    by_episode = kept.set_index("episode_index")
+    manifest = {
+        "index": str(config.index.resolve()),
+        "dataset": selection.dataset,
+        "model": selection.model,
+        "instruction": config.instruction,
+        "filters": {f.name: f.value for f in config.filters},
+        "per_task": config.per_task,
+        "relabel_task": config.relabel_task,
+        "kept": len(kept),
+        "dropped": dict(selection.dropped_by_reason()),
+        "code_version": provenance.code_version(),
+        "created": provenance.now(),
+        "episodes": [
+            {
+                "episode_index": new,
+                "source_episode_index": old,
+                "task": by_episode.loc[old, "task"],
+                "final_progress": float(by_episode.loc[old, "final_progress"]),
+                "success_prob": float(by_episode.loc[old, "success_prob"]),
+            }
+            for new, old in enumerate(order)
+        ],
+    }
+    return lerobot_io.write_subset(
+        source, order, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
+        extra_files={MANIFEST: lambda: manifest},
+    )

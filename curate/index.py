@@ -1,0 +1,212 @@
+"""The DuckDB index: schema with provenance, transactional writes of scored episodes, and the queries on them."""
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from curate.errors import CurateError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS datasets (
+    dataset VARCHAR PRIMARY KEY, fingerprint VARCHAR, episodes INTEGER, fps INTEGER, cameras VARCHAR[], added VARCHAR);
+CREATE TABLE IF NOT EXISTS models (
+    model VARCHAR PRIMARY KEY, kind VARCHAR, source VARCHAR, checkpoint_hash VARCHAR, config VARCHAR, added VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, dataset VARCHAR, model VARCHAR, camera VARCHAR, frames INTEGER,
+    instructions VARCHAR[], code_version VARCHAR, started VARCHAR, finished VARCHAR);
+CREATE TABLE IF NOT EXISTS scores (
+    dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR,
+    task VARCHAR, length INTEGER, final_progress DOUBLE, mean_progress DOUBLE, success_prob DOUBLE,
+    frame_index INTEGER[], frame_progress DOUBLE[], frame_success DOUBLE[],
+    PRIMARY KEY (dataset, episode_index, instruction, model));
+CREATE TABLE IF NOT EXISTS failures (
+    dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR, reason VARCHAR,
+    PRIMARY KEY (dataset, episode_index, instruction, model));
+CREATE OR REPLACE VIEW episode_scores AS
+    SELECT dataset, episode_index, instruction, model, final_progress, mean_progress, success_prob,
+           frame_index, frame_progress
+    FROM scores;
+"""
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One scored (dataset, episode, instruction, model)."""
+
+    dataset: str
+    episode_index: int
+    instruction: str
+    model: str
+    run_id: str
+    task: str
+    length: int
+    final_progress: float
+    mean_progress: float
+    success_prob: float
+    frame_index: tuple[int, ...]
+    frame_progress: tuple[float, ...]
+    frame_success: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.frame_index)
+        assert len(self.frame_progress) == n and len(self.frame_success) == n, "per-frame lists must have one length"
+        assert list(self.frame_index) == sorted(set(self.frame_index)), "frame_index must be ascending and unique"
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    dataset: str
+    episode_index: int
+    instruction: str
+    model: str
+    run_id: str
+    reason: str
+
+
+class Index:
+    """A DuckDB file holding scores. One writer process at a time (DuckDB locks the file)."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = Path(path).expanduser().resolve()
+        if read_only and not self.path.exists():
+            raise CurateError(f"index {self.path} does not exist; run `curate score DATASET --index {self.path}` first")
+        try:
+            self.db = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as err:
+            if "lock" in str(err).lower():
+                holder = re.search(r"PID (\d+)", str(err))
+                who = f" (process {holder.group(1)})" if holder else ""
+                raise CurateError(f"index {self.path} is in use by another curate process{who}; wait for it to finish or pass another --index") from None
+            raise CurateError(f"cannot open index {self.path}: {err}") from None
+        except duckdb.Error as err:
+            raise CurateError(f"{self.path} is not a DuckDB index ({type(err).__name__}); pass another --index") from None
+        if not read_only:
+            self._migrate()
+        else:
+            self._check_version()
+
+    def _check_version(self) -> None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            raise CurateError(f"{self.path} is not a curate index (no meta table); pass another --index") from None
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise CurateError(f"index {self.path} was written by a newer curate (schema {row[0]}, this one reads {SCHEMA_VERSION}); upgrade curate")
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if tables and "meta" not in tables:
+            raise CurateError(f"{self.path} is a DuckDB file but not a curate index; pass another --index")
+        if "meta" in tables:
+            self._check_version()
+        self.db.execute(SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- provenance --------------------------------------------------------------------------------------------
+    def add_dataset(self, dataset: str, fingerprint: str, episodes: int, fps: int, cameras: Sequence[str], added: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [dataset, fingerprint, episodes, fps, list(cameras), added]
+        )
+
+    def add_model(self, model: str, kind: str, source: str, checkpoint_hash: str, config: dict, added: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?)", [model, kind, source, checkpoint_hash, json.dumps(config), added]
+        )
+
+    def start_run(self, run_id: str, dataset: str, model: str, camera: str, frames: int, instructions: Sequence[str], code_version: str, started: str) -> None:
+        self.db.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", [run_id, dataset, model, camera, frames, list(instructions), code_version, started]
+        )
+
+    def finish_run(self, run_id: str, finished: str) -> None:
+        self.db.execute("UPDATE runs SET finished = ? WHERE run_id = ?", [finished, run_id])
+
+    # --- scores ------------------------------------------------------------------------------------------------
+    def done(self, dataset: str, model: str) -> set[tuple[int, str]]:
+        """(episode, instruction) pairs already scored for this dataset and model (failed ones are retried)."""
+        rows = self.db.execute(
+            "SELECT episode_index, instruction FROM scores WHERE dataset = ? AND model = ?", [dataset, model]
+        ).fetchall()
+        return {(int(e), str(i)) for e, i in rows}
+
+    def write(self, rows: Iterable[ScoreRow], failures: Iterable[FailureRow] = ()) -> None:
+        """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them."""
+        score_values = [
+            [r.dataset, r.episode_index, r.instruction, r.model, r.run_id, r.task, r.length, r.final_progress, r.mean_progress,
+             r.success_prob, list(r.frame_index), list(r.frame_progress), list(r.frame_success)]
+            for r in rows
+        ]
+        failure_values = [[f.dataset, f.episode_index, f.instruction, f.model, f.run_id, f.reason] for f in failures]
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            if score_values:
+                self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", score_values)
+                self.db.executemany(  # a retried episode that now scores is no longer a failure
+                    "DELETE FROM failures WHERE dataset = ? AND episode_index = ? AND instruction = ? AND model = ?",
+                    [v[:4] for v in score_values],
+                )
+            if failure_values:
+                self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)", failure_values)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def scores(
+        self,
+        instruction: str | None = None,
+        datasets: Sequence[str] = (),
+        model: str | None = None,
+        order: str = "desc",
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Scored episodes (with task and length), best final progress first (or last with order='asc')."""
+        where, params = [], []
+        if instruction is not None:
+            where.append("instruction = ?")
+            params.append(instruction)
+        if datasets:
+            where.append(f"dataset IN ({', '.join('?' * len(datasets))})")
+            params += list(datasets)
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        direction = "DESC" if order == "desc" else "ASC"
+        sql = (
+            "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob, "
+            "frame_index, frame_progress FROM scores"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY final_progress {direction}, success_prob {direction}, dataset, episode_index"
+            + (" LIMIT ?" if limit is not None else "")
+        )
+        if limit is not None:
+            params.append(int(limit))
+        return self.db.execute(sql, params).fetchdf()
+
+    def failures(self, dataset: str | None = None) -> pd.DataFrame:
+        if dataset is None:
+            return self.db.execute("SELECT * FROM failures ORDER BY dataset, episode_index").fetchdf()
+        return self.db.execute("SELECT * FROM failures WHERE dataset = ? ORDER BY episode_index", [dataset]).fetchdf()
+
+    def models(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM scores ORDER BY model").fetchall()]
+
+    def instructions(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT instruction FROM scores ORDER BY instruction").fetchall()]

@@ -1,0 +1,48 @@
+"""Ranking queries over the index: which model, which instruction, best or worst first."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from curate.errors import CurateError
+from curate.index import Index
+
+
+def choose_model(index: Index, model: str | None) -> str:
+    """The model to rank by: the one given (must be in the index), or the only one there."""
+    models = index.models()
+    if not models:
+        raise CurateError(f"index {index.path} holds no scores; run `curate score DATASET --index {index.path}` first")
+    if model is None:
+        if len(models) > 1:
+            raise CurateError(f"index {index.path} holds scores of several models; pass --model, one of: {', '.join(models)}")
+        return models[0]
+    if model not in models:
+        raise CurateError(f"model {model!r} has no scores in {index.path}; models there: {', '.join(models)}")
+    return model
+
+
+def ranked(
+    index_path: Path,
+    instruction: str | None,
+    datasets: Sequence[str],
+    model: str | None,
+    top: int | None = None,
+    bottom: int | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Rows best first with a 1-based `rank`; `top`/`bottom` keep the best/worst N (both: best then worst)."""
+    resolved = [str(Path(d).expanduser().resolve()) for d in datasets]
+    with Index(index_path, read_only=True) as index:
+        model_id = choose_model(index, model)
+        if instruction is not None and instruction not in index.instructions():
+            raise CurateError(f"no scores under instruction {instruction!r}; score it with `curate score DATASET --instruction {instruction!r}`")
+        rows = index.scores(instruction, resolved, model_id)
+    if instruction is None:
+        rows = rows[rows["instruction"] == rows["task"]]  # each episode under its own task
+    rows = rows.reset_index(drop=True)
+    rows.insert(0, "rank", range(1, len(rows) + 1))
+    if top is not None or bottom is not None:
+        parts = ([rows.head(top)] if top else []) + ([rows.tail(bottom)] if bottom else [])
+        rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
+    return rows, model_id

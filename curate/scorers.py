@@ -1,0 +1,106 @@
+"""Reward-model backends behind one interface: the shipped default, a `curate rm train` folder, or any reward model
+in lerobot's registry (by folder, hub id, or `lerobot:TYPE`)."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from curate import provenance
+from curate.errors import CurateError
+from rewardmodel.config import MODEL_TYPE
+from rewardmodel.errors import RewardModelError
+from rewardmodel.model import DEFAULT_CHECKPOINT, load_model
+
+# (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K)), both in [0, 1]
+ScoreFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    model_id: str  # what the index calls it: NAME@HASH12, so a retrained model never mixes with an old one
+    kind: str
+    source: str
+    checkpoint_hash: str
+    config: dict
+    score: ScoreFn
+
+
+def _folder_type(path: Path) -> str | None:
+    config = path / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("type")
+    except json.JSONDecodeError:
+        raise CurateError(f"{config} is not valid JSON; the checkpoint is corrupt") from None
+
+
+def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:
+    """`None`/`default`: the shipped model; a folder: by its config's type; `lerobot:TYPE` or a hub id: lerobot's
+    registry (needs the network for hub weights)."""
+    if model in (None, "default"):
+        return _curate_scorer(DEFAULT_CHECKPOINT, "default", device)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        kind = _folder_type(path)
+        if kind is None:
+            raise CurateError(f"{path} is not a reward model folder (no config.json); pass a folder saved by `curate rm train`")
+        if kind == MODEL_TYPE:
+            return _curate_scorer(path, path.resolve().name, device)
+        return _lerobot_scorer(kind, str(path.resolve()), device)
+    if model.startswith("lerobot:"):
+        return _lerobot_scorer(model.removeprefix("lerobot:"), None, device)
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        return _lerobot_scorer(None, model, device)
+    raise CurateError(f"unknown model {model!r}: not a folder, `lerobot:TYPE` or hub id; omit --model for the shipped default")
+
+
+def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
+    try:
+        reward_model = load_model(path, device)
+    except RewardModelError as err:
+        raise CurateError(str(err)) from None
+    digest = provenance.file_sha256(path / "model.safetensors")
+
+    @torch.inference_mode()
+    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return reward_model.predict(frames, instructions)
+
+    config = json.loads((path / "config.json").read_text())
+    return Scorer(f"{name}@{digest[:12]}", MODEL_TYPE, str(path.resolve()), digest, config, score)
+
+
+def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer:
+    """A model from lerobot's reward registry. Progress at frame t is its `compute_reward` on frames <= t (so frame t
+    sees only the past, as with ours); it has no separate success head, so success probability = progress."""
+    from lerobot.configs.rewards import RewardModelConfig
+    from lerobot.rewards.factory import get_reward_model_class, make_reward_model_config
+
+    try:
+        if source is not None:
+            config = RewardModelConfig.from_pretrained(source)
+            config.device = device
+            reward_model = get_reward_model_class(config.type).from_pretrained(source, config=config)
+        else:
+            config = make_reward_model_config(kind, device=device)
+            reward_model = get_reward_model_class(config.type)(config)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise CurateError(f"cannot load reward model {source or kind!r} from lerobot's registry ({err}); check the type or path") from None
+    reward_model.eval()
+    image_key = getattr(config, "image_key", "observation.images")
+    task_key = getattr(config, "task_key", "task")
+
+    @torch.inference_mode()
+    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        video = frames.permute(0, 1, 4, 2, 3).float().div(255).to(device)  # (B, K, C, H, W) in [0, 1]
+        per_frame = [reward_model.compute_reward({image_key: video[:, : t + 1], task_key: instructions}).float().reshape(-1) for t in range(video.shape[1])]
+        progress = torch.stack(per_frame, 1).clamp(0, 1).cpu()
+        return progress, progress.clone()
+
+    weights = Path(source) / "model.safetensors" if source and Path(source).is_dir() else None
+    digest = provenance.file_sha256(weights) if weights and weights.is_file() else (source or kind or "")
+    name = Path(source).name if source else kind
+    return Scorer(f"{name}@{digest[:12]}" if weights else f"{config.type}:{name}", f"lerobot:{config.type}", source or kind or "", digest, json.loads(json.dumps(config.__dict__, default=str)), score)

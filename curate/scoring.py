@@ -1,0 +1,188 @@
+"""`curate score`: every episode x instruction through a reward model into the index, batched, resumable."""
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curate import lerobot_io, provenance
+from curate.errors import CurateError
+from curate.index import FailureRow, Index, ScoreRow
+from curate.records import EpisodeInfo
+from curate.sampling import frame_indices
+from curate.scorers import Scorer, open_scorer
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """`curate score`: what to score, with which model, into which index."""
+
+    dataset: str
+    index: Path = Path("curate.duckdb")
+    model: str | None = None
+    instructions: tuple[str, ...] = ()
+    camera: str | None = None
+    frames: int = 8
+    batch_size: int = 16
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frames <= 32:
+            raise CurateError(f"--frames must be between 1 and 32, got {self.frames}")
+        if self.batch_size < 1:
+            raise CurateError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise CurateError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise CurateError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
+        if any(not i.strip() for i in self.instructions):
+            raise CurateError("an --instruction is empty; give the task in words, e.g. --instruction 'open the drawer'")
+
+
+@dataclass
+class ScoreSummary:
+    dataset: str
+    model: str
+    camera: str
+    scored: int = 0
+    skipped: int = 0  # already in the index
+    failed: list[FailureRow] = field(default_factory=list)
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """Hash of the dataset's metadata files (info, tasks, episode tables): changes when episodes change."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "meta").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# Per episode index: (frame indices, frames (K, H, W, 3) uint8); and per failed episode index, the reason.
+Decoded = tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[int, str]]
+
+
+def _decode(ds, episodes: list[EpisodeInfo], camera: str, frames: int) -> Decoded:
+    """Decode a batch with one call per video file; if that fails, retry episode by episode to isolate the bad ones."""
+    requests = [(e.episode_index, frame_indices(e.length, frames)) for e in episodes if e.length > 0]
+    try:
+        decoded = lerobot_io.decode_frames(ds, requests, [camera])
+        return {e: (i, d[camera]) for (e, i), d in zip(requests, decoded, strict=True)}, {}
+    except CurateError:
+        pass
+    ok, failed = {}, {}
+    for episode, indices in requests:
+        try:
+            ok[episode] = (indices, lerobot_io.decode_frames(ds, [(episode, indices)], [camera])[0][camera])
+        except CurateError as err:
+            failed[episode] = str(err)
+    return ok, failed
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """An opened dataset, its camera and the model: everything that can fail on bad input, checked up front."""
+
+    config: ScoreConfig
+    ds: object  # LeRobotDataset
+    root: Path
+    camera: str
+    scorer: Scorer
+    episodes: list[EpisodeInfo]
+
+
+def prepare(config: ScoreConfig) -> ScoringJob:
+    ds = lerobot_io.open_dataset(config.dataset)
+    camera = lerobot_io.resolve_camera(ds, config.camera)
+    scorer = open_scorer(config.model, config.device)
+    return ScoringJob(config, ds, lerobot_io.dataset_root(ds), camera, scorer, lerobot_io.list_episodes(ds))
+
+
+def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
+    """Score every (episode, instruction) not yet in the index; `on_progress(done, total)` after each batch."""
+    config, ds, root, camera, scorer, episodes = job.config, job.ds, job.root, job.camera, job.scorer, job.episodes
+    dataset = str(root)
+    summary = ScoreSummary(dataset, scorer.model_id, camera)
+    with Index(config.index) as index:
+        done = index.done(dataset, scorer.model_id)
+        todo: dict[int, list[str]] = {}
+        for episode in episodes:
+            wanted = list(dict.fromkeys([episode.task, *config.instructions]))
+            missing = [i for i in wanted if (episode.episode_index, i) not in done]
+            summary.skipped += len(wanted) - len(missing)
+            if missing:
+                todo[episode.episode_index] = missing
+        total = sum(len(v) for v in todo.values())
+        if on_progress is not None:
+            on_progress(0, total)
+        if not todo:
+            return summary
+        run_id = uuid.uuid4().hex
+        now = provenance.now()
+        index.add_dataset(dataset, dataset_fingerprint(root), len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
+        index.add_model(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config, now)
+        index.start_run(run_id, dataset, scorer.model_id, camera, config.frames, list(config.instructions), provenance.code_version(), now)
+        by_index = {e.episode_index: e for e in episodes}
+        batches = [[by_index[i] for i in list(todo)[s : s + config.batch_size]] for s in range(0, len(todo), config.batch_size)]
+        finished = 0
+        for batch, (frames, failed) in zip(batches, _prefetch(ds, batches, camera, config.frames), strict=True):
+            failures = []
+            for episode in batch:
+                for instruction in todo[episode.episode_index]:
+                    reason = failed.get(episode.episode_index) or ("empty episode (0 frames)" if episode.length == 0 else None)
+                    if reason:
+                        failures.append(FailureRow(dataset, episode.episode_index, instruction, scorer.model_id, run_id, reason))
+            scorable = [e for e in batch if e.episode_index in frames]
+            rows = _score_rows(scorer, scorable, frames, todo, dataset, run_id)
+            index.write(rows, failures)
+            summary.scored += len(rows)
+            summary.failed += failures
+            finished += sum(len(todo[e.episode_index]) for e in batch)
+            if on_progress is not None:
+                on_progress(finished, total)
+        index.finish_run(run_id, provenance.now())
+    return summary
+
+
+def _prefetch(ds, batches: list[list[EpisodeInfo]], camera: str, frames: int) -> Iterator[Decoded]:
+    """Decode batch i+1 in a thread while the model works on batch i."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_decode, ds, batches[0], camera, frames)
+        for i in range(len(batches)):
+            result = pending.result()
+            if i + 1 < len(batches):
+                pending = pool.submit(_decode, ds, batches[i + 1], camera, frames)
+            yield result
+
+
+def _score_rows(scorer: Scorer, episodes: Sequence[EpisodeInfo], frames: dict[int, tuple[np.ndarray, np.ndarray]], todo: dict[int, list[str]], dataset: str, run_id: str) -> list[ScoreRow]:
+    """Run the model on each instruction's episodes, grouped by frame count so each group is one tensor batch."""
+    groups: dict[tuple[int, str], list[EpisodeInfo]] = defaultdict(list)
+    for episode in episodes:
+        for instruction in todo[episode.episode_index]:
+            groups[(len(frames[episode.episode_index][0]), instruction)].append(episode)
+    rows = []
+    for (_, instruction), members in groups.items():
+        video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in members]))
+        progress, success = scorer.score(video, [instruction] * len(members))
+        assert progress.shape == video.shape[:2] and success.shape == video.shape[:2], (progress.shape, video.shape)
+        for row, episode in enumerate(members):
+            p = progress[row].double().clamp(0, 1).tolist()
+            s = success[row].double().clamp(0, 1).tolist()
+            rows.append(
+                ScoreRow(
+                    dataset=dataset, episode_index=episode.episode_index, instruction=instruction, model=scorer.model_id,
+                    run_id=run_id, task=episode.task, length=episode.length, final_progress=p[-1],
+                    mean_progress=float(np.mean(p)), success_prob=max(s),
+                    frame_index=tuple(int(i) for i in frames[episode.episode_index][0]),
+                    frame_progress=tuple(p), frame_success=tuple(s),
+                )
+            )
+    return rows
