@@ -243,6 +243,25 @@ def filter_(
     console.print(f"wrote {path} ({MANIFEST} beside meta/)", soft_wrap=True)
 
 
+@app.command("report")
+@friendly
+def report(
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+    index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
+    instruction: Annotated[list[str] | None, typer.Option(help="Report scores under this instruction (repeatable; default: each episode's own task).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="Only these dataset roots (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    camera: Annotated[str | None, typer.Option(help="Camera for the thumbnails (default: the first video key).")] = None,
+    show: Annotated[int, typer.Option(help="How many best and worst episodes to show with curves and frames.")] = 5,
+) -> None:
+    """One self-contained HTML page: score histograms per task, best and worst episodes with frames, all episodes."""
+    from curate.report import build_report
+
+    with err_console.status("building the report"):
+        path = build_report(index, out, instruction or (), dataset or (), model, camera, show)
+    console.print(f"wrote {path.resolve()}", soft_wrap=True)
+
+
 def _ratios(value: str) -> dict[str, float]:
     try:
         return {name.strip(): float(weight) for name, weight in (part.split("=") for part in _split(value))}

@@ -65,3 +65,19 @@ def tiny_model(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     config = CurateRewardConfig(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
     train(load_trajectories(tiny_dataset, 16), config, TrainConfig(out=out, steps=2, batch_size=2))
     return out
+
+
+FINALS = {0: 0.9, 1: 0.2, 2: 0.6, 3: 0.95}
+SUCCESS = {0: 0.3, 1: 0.1, 2: 0.6, 3: 0.9}
+
+
+def known_index(path: Path, dataset: Path, instruction: str = "do the task") -> Path:
+    """An index whose scores we choose (ranked: 3, 0, 2, 1), written through the real writer."""
+    from curate.index import Index, ScoreRow
+
+    with Index(path) as index:
+        index.write(
+            ScoreRow(str(dataset.resolve()), e, instruction, "m@1", "run", TINY_EPISODES[e][0], TINY_EPISODES[e][1], FINALS[e], 0.5, SUCCESS[e], (0, 5), (0.1, FINALS[e]), (0.0, SUCCESS[e]))
+            for e in range(4)
+        )
+    return path

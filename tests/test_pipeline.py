@@ -10,14 +10,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import CAMERAS, TINY_EPISODES, frame_image, tiny_episode
+from conftest import CAMERAS, TINY_EPISODES, frame_image, known_index, tiny_episode
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.export import FilterConfig, export, select
 from curate.filters import make_filter
-from curate.index import Index, ScoreRow
+from curate.index import Index
 from curate.provenance import file_sha256
 
 runner = CliRunner()
@@ -68,20 +68,6 @@ def test_a_lerobot_registry_model_scores_through_the_same_path(tiny_dataset: Pat
     # the reward is the last frame's mean brightness: the flat colour frame_image drew, within video loss
     expected = [frame_image(e, n - 1, 1).mean() / 255 for e, (_, n, _) in enumerate(TINY_EPISODES)]
     assert rows.sort_values("episode_index")["final_progress"].tolist() == pytest.approx(expected, abs=0.02)
-
-
-FINALS = {0: 0.9, 1: 0.2, 2: 0.6, 3: 0.95}
-SUCCESS = {0: 0.3, 1: 0.1, 2: 0.6, 3: 0.9}
-
-
-def known_index(path: Path, dataset: Path, instruction: str = "do the task") -> Path:
-    """An index whose scores we choose (ranked: 3, 0, 2, 1), written through the real writer."""
-    with Index(path) as index:
-        index.write(
-            ScoreRow(str(dataset.resolve()), e, instruction, "m@1", "run", TINY_EPISODES[e][0], TINY_EPISODES[e][1], FINALS[e], 0.5, SUCCESS[e], (0, 5), (0.1, FINALS[e]), (0.0, SUCCESS[e]))
-            for e in range(4)
-        )
-    return path
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,137 @@
+"""`curate report`: one self-contained HTML page: score histograms per task, the best and worst episodes' progress
+curves with frame thumbnails, and a table of every episode."""
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from curate import lerobot_io, provenance
+from curate.errors import CurateError
+from curate.ranking import ranked
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.episode { display: flex; gap: 1em; align-items: center; margin: 0.6em 0; }
+.thumbs img { width: 64px; height: 64px; margin-right: 2px; image-rendering: pixelated; }
+"""
+# Marks the page once every image has loaded, so a headless browser test can check what was really rendered.
+SCRIPT = """
+window.addEventListener('load', () => {
+  const images = Array.from(document.images);
+  document.body.dataset.imagesLoaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.imagesTotal = images.length;
+});
+"""
+
+
+def _png(fig_or_array) -> str:
+    buffer = io.BytesIO()
+    if isinstance(fig_or_array, np.ndarray):
+        Image.fromarray(fig_or_array).save(buffer, format="PNG")
+    else:
+        fig_or_array.savefig(buffer, format="png", dpi=90)
+        plt.close(fig_or_array)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _histograms(rows: pd.DataFrame) -> str:
+    tasks = sorted(rows["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        ax.hist(rows.loc[rows["task"] == task, "final_progress"], bins=np.linspace(0, 1, 11), color="#4878a8")
+        ax.set_title(task if len(task) < 32 else task[:30] + "…", fontsize=8)
+        ax.set_xlabel("final progress", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _curve(row) -> str:
+    fig, ax = plt.subplots(figsize=(2.6, 1.6))
+    ax.plot(row.frame_index, row.frame_progress, marker="o", markersize=3)
+    ax.set(ylim=(-0.05, 1.05), xlabel="frame", ylabel="progress")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _thumbnails(rows: pd.DataFrame, camera: str | None) -> dict[tuple[str, int], list[str]]:
+    """Thumbnails of the scored frames of each row's episode (one decode call per dataset)."""
+    thumbs: dict[tuple[str, int], list[str]] = {}
+    for dataset, group in rows.groupby("dataset"):
+        try:
+            ds = lerobot_io.open_dataset(dataset)
+            key = lerobot_io.resolve_camera(ds, camera)
+            requests = [(int(r.episode_index), list(r.frame_index)) for r in group.itertuples()]
+            decoded = lerobot_io.decode_frames(ds, requests, [key])
+        except CurateError:
+            continue  # a moved or broken dataset: the report still shows scores and curves
+        for (episode, _), frames in zip(requests, decoded, strict=True):
+            thumbs[(dataset, episode)] = [_png(np.asarray(Image.fromarray(f).resize((64, 64)))) for f in frames[key]]
+    return thumbs
+
+
+def _episode_block(row, curve: str, thumbs: list[str]) -> str:
+    images = "".join(f'<img alt="frame {i}" src="{src}">' for i, src in zip(row.frame_index, thumbs, strict=False))
+    return (
+        f'<div class="episode"><div><b>#{row.rank}</b> {html.escape(Path(row.dataset).name)} episode {row.episode_index}<br>'
+        f"{html.escape(row.task)}<br>final progress {row.final_progress:.3f}, success {row.success_prob:.3f}</div>"
+        f'<img alt="progress curve of episode {row.episode_index}" src="{curve}"><div class="thumbs">{images}</div></div>'
+    )
+
+
+def build_report(
+    index_path: Path, out: Path, instructions: Sequence[str] = (), datasets: Sequence[str] = (), model: str | None = None,
+    camera: str | None = None, show: int = 5,
+) -> Path:
+    """Write the HTML report for each instruction (or each episode's own task when none is given)."""
+    sections = []
+    model_id = ""
+    for instruction in list(instructions) or [None]:
+        rows, model_id = ranked(index_path, instruction, datasets, model)
+        if rows.empty:
+            raise CurateError("no scored episodes to report; run `curate score` first")
+        extremes = pd.concat([rows.head(show), rows.tail(show)]).drop_duplicates("rank")
+        thumbs = _thumbnails(extremes, camera)
+        blocks = {
+            r.rank: _episode_block(r, _curve(r), thumbs.get((r.dataset, int(r.episode_index)), [])) for r in extremes.itertuples()
+        }
+        top = "".join(blocks[r] for r in rows.head(show)["rank"])
+        bottom = "".join(blocks[r] for r in rows.tail(show)["rank"])
+        table_rows = "".join(
+            f"<tr><td class=num>{r.rank}</td><td>{html.escape(Path(r.dataset).name)}</td><td class=num>{r.episode_index}</td>"
+            f"<td>{html.escape(r.task)}</td><td class=num>{r.final_progress:.3f}</td><td class=num>{r.mean_progress:.3f}</td>"
+            f"<td class=num>{r.success_prob:.3f}</td></tr>"
+            for r in rows.itertuples()
+        )
+        title = f"under {html.escape(repr(instruction))}" if instruction else "under each episode's own task"
+        sections.append(
+            f'<section><h2>{len(rows)} episodes {title}</h2>'
+            f'<h3>Final progress by task</h3><img alt="histograms" src="{_histograms(rows)}">'
+            f"<h3>Best {min(show, len(rows))}</h3>{top}<h3>Worst {min(show, len(rows))}</h3>{bottom}"
+            f'<h3>All episodes</h3><table class="episodes"><tr><th>rank</th><th>dataset</th><th>episode</th><th>task</th>'
+            f"<th>final progress</th><th>mean progress</th><th>success prob</th></tr>{table_rows}</table></section>"
+        )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>curate report</title><style>{STYLE}</style>"
+        f"<script>{SCRIPT}</script></head><body><h1>curate report</h1>"
+        f"<p>index {html.escape(str(Path(index_path).resolve()))}, model {html.escape(model_id)}, made {provenance.now()} by curate {provenance.code_version()}</p>"
+        f"{''.join(sections)}</body></html>"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(page)
+    partial.replace(out)
+    return out
