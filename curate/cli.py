@@ -7,6 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("TQDM_DISABLE", "1")  # lerobot's and datasets' per-step tqdm bars drown our own rich progress bars
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -353,7 +354,12 @@ def rm_eval(
     console.print(f"preference accuracy (successful vs failure, both orders): {results['all']['preference_accuracy']:.3f}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so `kill` (SIGTERM) cleans up half-written output like Ctrl-C does
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -124,3 +124,85 @@ class CompactBackbone(Backbone):
         if frames_b is None:
             return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None)
         return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1])
+
+
+# Qwen3-VL normalises pixels with mean 0.5 and std 0.5 (its preprocessor config).
+QWEN_PIXEL_MEAN = 0.5
+QWEN_PIXEL_STD = 0.5
+
+
+@register_backbone("qwen3vl")
+class Qwen3VLBackbone(Backbone):
+    """The paper's layout on transformers' Qwen3-VL: instruction tokens, then per frame <vision_start> image tokens
+    <vision_end> <progress>, a <split> token between the trajectories and a final <preference> token, one causal
+    sequence (as in ROBOMETER, trajectory B's states also see A). Progress, split and preference are learned
+    embeddings placed at those positions; the heads read the hidden states there."""
+
+    def __init__(self, config: CurateRewardConfig):
+        super().__init__()
+        from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLModel
+
+        self.config = config
+        if config.qwen_model:
+            self.model = Qwen3VLModel.from_pretrained(config.qwen_model)
+            self.tokenizer = AutoTokenizer.from_pretrained(config.qwen_model)
+        else:  # a randomly initialised model of the given size (tests, or training from scratch)
+            self.model = Qwen3VLModel(Qwen3VLConfig(**config.qwen_config))
+            self.tokenizer = None
+        qwen = self.model.config
+        vision = qwen.vision_config
+        self.patch, self.merge, self.temporal = int(vision.patch_size), int(vision.spatial_merge_size), int(vision.temporal_patch_size)
+        if config.image_size % (self.patch * self.merge):
+            raise ValueError(f"image_size {config.image_size} must be a multiple of patch_size x spatial_merge_size = {self.patch * self.merge} for qwen3vl")
+        self.hidden_size = int(qwen.text_config.hidden_size)
+        self.special = nn.Parameter(torch.randn(3, self.hidden_size) * 0.02)  # progress, split, preference
+        self.tokens_per_frame = (config.image_size // self.patch) ** 2 // self.merge**2
+
+    def _text_ids(self, instruction: str) -> list[int]:
+        if self.tokenizer is not None:
+            return self.tokenizer(instruction, add_special_tokens=False)["input_ids"]
+        # no vocabulary for a randomly initialised model: bytes mapped below the special ids
+        reserved = min(self.model.config.image_token_id, self.model.config.video_token_id, self.model.config.vision_start_token_id, self.model.config.vision_end_token_id)
+        return [1 + b % (reserved - 1) for b in instruction.encode()]
+
+    def _pixels(self, frames: Tensor) -> Tensor:
+        """(N, 3, S, S) in [0, 1] -> Qwen's patch rows (N * h * w, 3 * temporal * patch * patch), a still image
+        repeated over the temporal patch, in the image processor's order."""
+        n, c, s, _ = frames.shape
+        g, m, p, t = s // self.patch, self.merge, self.patch, self.temporal
+        x = ((frames - QWEN_PIXEL_MEAN) / QWEN_PIXEL_STD).unsqueeze(1).expand(n, t, c, s, s)
+        x = x.reshape(n, 1, t, c, g // m, m, p, g // m, m, p).permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
+        return x.reshape(n * g * g, c * t * p * p)
+
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
+        qwen = self.model.config
+        b, t_a = frames_a.shape[:2]
+        t_b = 0 if frames_b is None else frames_b.shape[1]
+        texts = [self._text_ids(i) for i in instructions]
+        width = max(len(ids) for ids in texts)
+        frame_ids = [qwen.vision_start_token_id] + [qwen.image_token_id] * self.tokens_per_frame + [qwen.vision_end_token_id, 0]
+        body = frame_ids * t_a + ([0] + frame_ids * t_b + [0] if t_b else [])
+        # left padding keeps every row's frame tokens at the same positions
+        ids = torch.tensor([[0] * (width - len(x)) + x + body for x in texts], device=frames_a.device)
+        attention = torch.tensor([[0] * (width - len(x)) + [1] * (len(x) + len(body)) for x in texts], device=frames_a.device)
+        kinds = (ids == qwen.image_token_id).int()
+        frame_len = len(frame_ids)
+        progress_a = width + torch.arange(t_a, device=ids.device) * frame_len + frame_len - 1
+        special_positions = [(progress_a, 0)]
+        if t_b:
+            split = width + t_a * frame_len
+            progress_b = split + 1 + torch.arange(t_b, device=ids.device) * frame_len + frame_len - 1
+            special_positions += [(torch.tensor([split], device=ids.device), 1), (progress_b, 0), (torch.tensor([ids.shape[1] - 1], device=ids.device), 2)]
+        images = frames_a.flatten(0, 1) if frames_b is None else torch.cat([frames_a, frames_b], 1).flatten(0, 1)
+        grid = torch.tensor([[1, self.config.image_size // self.patch, self.config.image_size // self.patch]] * images.shape[0], device=ids.device)
+        position_ids, _ = self.model.get_rope_index(ids, kinds, image_grid_thw=grid, attention_mask=attention)
+        embeds = self.model.get_input_embeddings()(ids)
+        for positions, which in special_positions:
+            embeds[:, positions] = self.special[which].to(embeds.dtype)
+        hidden = self.model(
+            inputs_embeds=embeds, attention_mask=attention, position_ids=position_ids,
+            pixel_values=self._pixels(images).to(embeds.dtype), image_grid_thw=grid,
+        ).last_hidden_state.float()
+        if not t_b:
+            return BackboneOutput(hidden[:, progress_a], None, None)
+        return BackboneOutput(hidden[:, progress_a], hidden[:, progress_b], hidden[:, -1])

@@ -169,3 +169,44 @@ def test_a_nan_loss_stops_training_naming_the_step(tmp_path: Path) -> None:
     config = CurateRewardConfig(**TINY, rank_weight=float("nan"))
     with pytest.raises(RewardModelError, match="the loss became nan at step 1"):
         train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=2, batch_size=2))
+
+
+# A tiny random Qwen3-VL (FACTS.md: explicit head_dim, mrope_section summing to head_dim / 2, vision out size = text
+# hidden size, a square number of position embeddings, special token ids inside the vocabulary).
+TINY_QWEN = {
+    "text_config": {
+        "vocab_size": 300, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 16,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True},
+    },
+    "vision_config": {
+        "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 8, "temporal_patch_size": 2,
+        "spatial_merge_size": 2, "out_hidden_size": 64, "num_position_embeddings": 16, "deepstack_visual_indexes": [1],
+    },
+    "image_token_id": 290, "video_token_id": 291, "vision_start_token_id": 292, "vision_end_token_id": 293,
+}
+
+
+def test_qwen3vl_backbone_trains_the_full_loss_and_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = CurateRewardConfig(backbone="qwen3vl", image_size=16, num_frames=4, qwen_config=TINY_QWEN)
+    model, history = train(pool(), config, TrainConfig(out=tmp_path / "qwen", steps=2, batch_size=2))
+    assert all(np.isfinite(h["loss"]) and h["preference"] > 0 and h["progress"] > 0 for h in history)
+    assert all(p.grad is not None for p in model.parameters())  # every part, vision tower included, is trained
+    loaded = load_model(tmp_path / "qwen")
+    frames = torch.randint(0, 255, (2, 4, 24, 24, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        progress, success = loaded.predict(frames, ["open the drawer", "press the button"])
+        assert torch.allclose(progress, model.predict(frames, ["open the drawer", "press the button"])[0], atol=1e-5)
+        # frame t's progress does not depend on later frames (causal sequence)
+        changed = frames.clone()
+        changed[:, 3] = 0
+        assert torch.allclose(progress[:, :3], loaded.predict(changed, ["open the drawer", "press the button"])[0][:, :3], atol=1e-5)
+    assert progress.shape == success.shape == (2, 4)
+    with pytest.raises(ValueError, match="must be a multiple of patch_size x spatial_merge_size = 16"):
+        CurateRewardModel(CurateRewardConfig(backbone="qwen3vl", image_size=24, num_frames=4, qwen_config=TINY_QWEN))
+
+
+def test_unknown_backbone_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown backbone 'vit'; valid backbones: compact, qwen3vl"):
+        CurateRewardConfig(backbone="vit")
