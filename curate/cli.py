@@ -287,6 +287,7 @@ def rm_train(
     frames: Annotated[int, typer.Option(help="Frames per trajectory in a pair.")] = 8,
     eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets."""
@@ -303,7 +304,7 @@ def rm_train(
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed)
+    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads)
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
         training = progress.add_task("training", total=steps, rate="", visible=False)

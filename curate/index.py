@@ -125,6 +125,10 @@ class Index:
             "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?, ?, ?)", [dataset, fingerprint, episodes, fps, list(cameras), added]
         )
 
+    def fingerprint(self, dataset: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint FROM datasets WHERE dataset = ?", [dataset]).fetchone()
+        return None if row is None else str(row[0])
+
     def add_model(self, model: str, kind: str, source: str, checkpoint_hash: str, config: dict, added: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?)", [model, kind, source, checkpoint_hash, json.dumps(config), added]

@@ -110,7 +110,10 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
     config, ds, root, camera, scorer, episodes = job.config, job.ds, job.root, job.camera, job.scorer, job.episodes
     dataset = str(root)
     summary = ScoreSummary(dataset, scorer.model_id, camera)
+    fingerprint = dataset_fingerprint(root)
     with Index(config.index) as index:
+        if index.fingerprint(dataset) not in (None, fingerprint):
+            raise CurateError(f"dataset {dataset} changed since it was scored into {index.path}; score it into a new --index (or delete the old one)")
         done = index.done(dataset, scorer.model_id)
         todo: dict[int, list[str]] = {}
         for episode in episodes:
@@ -126,7 +129,7 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
             return summary
         run_id = uuid.uuid4().hex
         now = provenance.now()
-        index.add_dataset(dataset, dataset_fingerprint(root), len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
+        index.add_dataset(dataset, fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
         index.add_model(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config, now)
         index.start_run(run_id, dataset, scorer.model_id, camera, config.frames, list(config.instructions), provenance.code_version(), now)
         by_index = {e.episode_index: e for e in episodes}

@@ -194,6 +194,15 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_dataset: Path, tiny_model: Pat
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and result.output.count("\n") == 1, result.output
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_dataset, changed)
+    assert runner.invoke(app, ["score", str(changed), "--index", str(index), "--model", str(tiny_model)]).exit_code == 0
+    shutil.rmtree(changed)
+    from curate.lerobot_io import write_dataset
+
+    write_dataset(changed, (tiny_episode(i, *TINY_EPISODES[i]) for i in (0, 1)), fps=10, camera_keys=CAMERAS)
+    result = runner.invoke(app, ["score", str(changed), "--index", str(index), "--model", str(tiny_model)])
+    assert result.exit_code == 2 and "changed since it was scored into" in result.output
     newer = tmp_path / "newer.duckdb"
     known_index(newer, tiny_dataset)
     db = duckdb.connect(str(newer))
