@@ -67,26 +67,33 @@ class TopFraction(Filter):
         return pd.Series([None if k else f"not in the top {self.value:.0%}" for k in keep], index=rows.index, dtype=object)
 
 
-@register_filter("min-progress")
 @dataclass(frozen=True)
-class MinProgress(Filter):
+class Threshold(Filter):
+    """Keep rows whose `column` is at least the value."""
+
+    column: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+
     def __post_init__(self) -> None:
         if not 0 <= self.value <= 1:
-            raise ValueError(f"--min-progress must be in [0, 1], got {self.value:g}")
+            raise ValueError(f"--{self.name} must be in [0, 1], got {self.value:g}")
 
     def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        return pd.Series([None if p >= self.value else f"final progress below {self.value:g}" for p in rows["final_progress"]], index=rows.index, dtype=object)
+        return pd.Series([None if v >= self.value else f"{self.label} below {self.value:g}" for v in rows[self.column]], index=rows.index, dtype=object)
+
+
+@register_filter("min-progress")
+@dataclass(frozen=True)
+class MinProgress(Threshold):
+    column: ClassVar[str] = "final_progress"
+    label: ClassVar[str] = "final progress"
 
 
 @register_filter("min-success")
 @dataclass(frozen=True)
-class MinSuccess(Filter):
-    def __post_init__(self) -> None:
-        if not 0 <= self.value <= 1:
-            raise ValueError(f"--min-success must be in [0, 1], got {self.value:g}")
-
-    def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        return pd.Series([None if p >= self.value else f"success probability below {self.value:g}" for p in rows["success_prob"]], index=rows.index, dtype=object)
+class MinSuccess(Threshold):
+    column: ClassVar[str] = "success_prob"
+    label: ClassVar[str] = "success probability"
 
 
 def apply_filters(rows: pd.DataFrame, filters: list[Filter], per_task: bool = False) -> pd.DataFrame:
