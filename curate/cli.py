@@ -28,6 +28,8 @@ datagen_app = typer.Typer(help="Generate play datasets in simulation.", no_args_
 app.add_typer(datagen_app, name="datagen")
 rm_app = typer.Typer(help="Train and evaluate reward models.", no_args_is_help=True)
 app.add_typer(rm_app, name="rm")
+bc_app = typer.Typer(help="Behaviour cloning on LeRobot datasets, evaluated in MetaWorld.", no_args_is_help=True)
+app.add_typer(bc_app, name="bc")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -357,6 +359,62 @@ def rm_eval(
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so `kill` (SIGTERM) cleans up half-written output like Ctrl-C does
+
+
+@bc_app.command("train")
+@friendly
+def bc_train(
+    dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with observation.state and action (e.g. from `curate filter`).")],
+    out: Annotated[Path, typer.Option(help="Folder for the policy (policy.json + policy.safetensors).")],
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 3000,
+    batch_size: Annotated[int, typer.Option(help="Frames per step.")] = 256,
+    lr: Annotated[float, typer.Option(help="Learning rate (cosine decay).")] = 1e-3,
+    hidden: Annotated[int, typer.Option(help="MLP width.")] = 256,
+    layers: Annotated[int, typer.Option(help="MLP hidden layers.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Train a state-based MLP policy by behaviour cloning, normalised with the dataset's own stats."""
+    from policies.bc import BCConfig
+
+    from curate.bc_runs import train_policy
+
+    try:
+        config = BCConfig(hidden=hidden, layers=layers, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    except ValueError as err:
+        raise CurateError(str(err)) from None
+    with err_console.status(f"training {steps} steps"):
+        _, losses = train_policy(dataset, out, config, overwrite)
+    console.print(f"saved {out.resolve()} (final loss {losses[-1]:.4f})", soft_wrap=True)
+
+
+@bc_app.command("eval")
+@friendly
+def bc_eval(
+    policy: Annotated[Path, typer.Argument(help="A folder from `curate bc train`.")],
+    task: Annotated[str, typer.Option(help="MT50 task to roll out in, e.g. drawer-open.")],
+    episodes: Annotated[int, typer.Option(help="Seeded episodes.")] = 20,
+    seed: Annotated[int, typer.Option(help="First episode seed.")] = 10_000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Roll the policy out in MetaWorld and report its success rate (ever succeeded within 200 steps)."""
+    import json
+
+    from curate.bc_runs import evaluate
+
+    if episodes < 1:
+        raise CurateError(f"--episodes must be at least 1, got {episodes}")
+    with err_console.status(f"rolling out {episodes} episodes"):
+        result = evaluate(policy, task, episodes, seed)
+    failed = [f"seed {s}: {e}" for s, e in zip(result.seeds, result.errors, strict=True) if e]
+    if json_out:
+        print(json.dumps({"task": result.task, "success_rate": result.success_rate, "successes": list(result.successes), "seeds": list(result.seeds), "errors": failed}))
+    else:
+        console.print(f"{result.task}: success rate {result.success_rate:.2f} ({sum(result.successes)}/{len(result.seeds)})")
+    for line in failed:
+        err_console.print(f"[red]rollout failed[/] {line}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -98,6 +98,23 @@ def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
     return out
 
 
+def read_columns(ds: LeRobotDataset, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Whole numeric columns (one row per frame, all episodes), plus `episode_index`."""
+    missing = [key for key in keys if key not in ds.meta.features]
+    if missing:
+        raise CurateError(f"dataset {dataset_root(ds)} has no {', '.join(missing)}; it has: {', '.join(ds.meta.features)}")
+    table = ds.hf_dataset.select_columns(["episode_index", *keys]).with_format("numpy")[:]
+    return {key: np.asarray(table[key]) for key in ["episode_index", *keys]}
+
+
+def feature_stats(ds: LeRobotDataset, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's mean and std of a feature (meta/stats.json), as lerobot computed them."""
+    stats = ds.meta.stats.get(key) if ds.meta.stats else None
+    if stats is None:
+        raise CurateError(f"dataset {dataset_root(ds)} has no stats for {key}; recompute them with lerobot-edit-dataset --operation.type recompute_stats")
+    return np.asarray(stats["mean"], dtype=np.float32), np.asarray(stats["std"], dtype=np.float32)
+
+
 def _video_backend() -> str:
     """torchcodec where its FFmpeg libraries load (fast seeking), pyav otherwise."""
     from lerobot.utils.import_utils import get_safe_default_video_backend
