@@ -50,7 +50,7 @@ def test_a_dataset_without_state_is_refused(tmp_path: Path) -> None:
     from curate.lerobot_io import write_dataset
     from curate.records import EpisodeData
 
-    episode = EpisodeData("push", {"action": np.zeros((3, 4), np.float32), "observation.images.top": np.zeros((3, 16, 16, 3), np.uint8)})
+    episode = EpisodeData("push", {"action": np.zeros((3, 4), np.float32), "observation.images.top": np.full((3, 32, 32, 3), 90, np.uint8)})
     root = write_dataset(tmp_path / "nostate", [episode], fps=10, camera_keys=["observation.images.top"])
     result = runner.invoke(app, ["bc", "train", str(root), "--out", str(tmp_path / "p")])
     assert result.exit_code == 2 and "has no observation.state; it has:" in result.output
