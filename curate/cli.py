@@ -417,6 +417,40 @@ def bc_eval(
         raise typer.Exit(1)
 
 
+@app.command("compare")
+@friendly
+def compare(
+    tasks: Annotated[str, typer.Option(help="Comma-separated MT50 target tasks.")],
+    out: Annotated[Path, typer.Option(help="Folder for the pool, index, results.json and compare.png.")] = Path("data/compare"),
+    k: Annotated[int, typer.Option(help="Episodes each method selects.")] = 10,
+    seeds: Annotated[int, typer.Option(help="BC seeds per selection.")] = 3,
+    pool_episodes: Annotated[int, typer.Option(help="Pool episodes per task.")] = 24,
+    model: Annotated[str | None, typer.Option(help="Reward model (default: the shipped one).")] = None,
+    bc_steps: Annotated[int, typer.Option(help="BC optimiser steps.")] = 3000,
+    eval_episodes: Annotated[int, typer.Option(help="Rollouts per policy.")] = 20,
+    steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Select K pool episodes per target task by reward model, random, all and oracle; train BC on each; compare."""
+    import json
+
+    from curate.compare import METHODS, CompareConfig, run_compare
+
+    config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps)
+    with err_console.status("comparing") as status:
+        results = run_compare(config, on_step=lambda message: status.update(message))
+    table = Table(title=f"BC success rate over {seeds} seeds, K={k} (precision: share of true successes of the target)")
+    table.add_column("task")
+    for method in METHODS:
+        table.add_column(method, justify="right")
+    for task, by_method in results["tasks"].items():
+        table.add_row(task, *(f"{m['success_mean']:.2f}±{m['success_std']:.2f} (p {m['precision']:.2f})" for m in (by_method[x] for x in METHODS)))
+    console.print(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps({"tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
+    console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     app()
