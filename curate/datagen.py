@@ -56,8 +56,8 @@ class DatagenConfig:
             raise CurateError("no recipes given; pass --recipes, e.g. expert,gaussian:0.5")
         if len({parse_camera(spec).name for spec in self.cameras}) != len(self.cameras) or not self.cameras:
             raise CurateError(f"--cameras needs one or more distinct camera names, got {','.join(self.cameras)!r}")
-        if not 16 <= self.size <= 512:
-            raise CurateError(f"--size must be between 16 and 512 pixels, got {self.size}")
+        if not 32 <= self.size <= 512:  # the AV1 encoder crashes (SIGFPE) on 16-pixel frames
+            raise CurateError(f"--size must be between 32 and 512 pixels, got {self.size}")
         if self.steps < 2 or self.stride < 1 or self.stride >= self.steps:
             raise CurateError(f"need --steps >= 2 and 1 <= --stride < --steps, got steps={self.steps} stride={self.stride}")
         if self.out.exists() and not self.overwrite:
