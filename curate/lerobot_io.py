@@ -16,8 +16,8 @@ from curate.errors import CurateError
 from curate.records import EpisodeData, EpisodeInfo
 
 SUCCESS_KEY = "next.success"
-VIDEO_FILE_MB = 16
 REWARD_KEY = "next.reward"
+VIDEO_FILE_MB = 16
 
 
 def open_dataset(source: str | Path) -> LeRobotDataset:
