@@ -10,7 +10,9 @@ import matplotlib.pyplot as plt
 
 def training_curves(history: list[dict[str, float]], path: Path) -> Path:
     """Loss terms per step (left) and evaluation metrics at each evaluation (right), as a PNG."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    evals = [h for h in history if "eval_voc" in h]
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
+    left = axes[0][0]
     steps = [h["step"] for h in history]
     for key in ("loss", "progress", "success", "preference", "rank"):
         values = [h.get(key, float("nan")) for h in history]
@@ -19,7 +21,12 @@ def training_curves(history: list[dict[str, float]], path: Path) -> Path:
         left.plot(steps, smooth, label=key)
     left.set(xlabel="step", ylabel="loss (smoothed)", title="training losses")
     left.legend()
-    evals = [h for h in history if "eval_voc" in h]
+    if not evals:
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+    right = axes[0][1]
     for key in ("eval_voc", "eval_kendall_tau_a", "eval_failure_f1", "eval_preference_accuracy"):
         right.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=key.removeprefix("eval_"))
     right.set(xlabel="step", ylim=(-0.1, 1.05), title="evaluation")

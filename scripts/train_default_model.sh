@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the shipped reward model (rewardmodel/checkpoints/default): generates the MetaWorld training data
 # (the 20 train tasks of DESIGN.md, 40 episodes each across the quality recipes, train views corner2 + topview)
-# and trains the compact backbone on it. About 25 minutes of generation and 30 of training on a 2-core CPU.
+# and trains the compact backbone on it. About 30 minutes of generation and 25 of training on a 2-core CPU.
 # Pass --ablation progress-only and another OUT to train the ablation the benchmark compares against.
 # One torch thread: on this 2-core machine it trained 22 pairs/s against 11 with two (oversubscription).
 set -euo pipefail
@@ -12,4 +12,4 @@ if [ ! -d data/rm_train ]; then
   .venv/bin/curate datagen metaworld --tasks train --episodes-per-task 40 --stride 4 --recipes "$RECIPES" \
     --workers 2 --seed 0 --out data/rm_train
 fi
-.venv/bin/curate rm train --dataset data/rm_train --out "$OUT" --steps 2000 --batch-size 16 --seed 0 --threads 1 --overwrite "$@"
+.venv/bin/curate rm train --dataset data/rm_train --out "$OUT" --steps 5000 --batch-size 16 --seed 0 --threads 1 --overwrite "$@"

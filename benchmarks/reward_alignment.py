@@ -1,7 +1,7 @@
 """Reward alignment benchmark (issue: reward model targets): the shipped model, the progress-only ablation and a
 random scorer, side by side on freshly generated data for the three splits of DESIGN.md.
 
-    python benchmarks/rewardmodel.py --model rewardmodel/checkpoints/default --ablation data/rm_progress_only \
+    python benchmarks/reward_alignment.py --model rewardmodel/checkpoints/default --ablation data/rm_progress_only \
         --id data/rm_eval_id --heldout data/rm_eval_heldout --json docs/rewardmodel_benchmark.json
 """
 
