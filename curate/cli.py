@@ -164,7 +164,7 @@ def score(
 
         summary = score_dataset(job, on_progress)
     console.print(
-        f"{summary.dataset} [{summary.camera}] with {summary.model}: scored {summary.scored}, "
+        f"{summary.dataset} ({summary.camera}) with {summary.model}: scored {summary.scored}, "
         f"already in the index {summary.skipped}, failed {len(summary.failed)} -> {index.resolve()}",
         soft_wrap=True,
     )
@@ -191,14 +191,15 @@ def rank(
 
     if format not in ("table", "csv", "json"):
         raise CurateError(f"unknown --format {format!r}; use table, csv or json")
-    rows, model_id = ranked(index, instruction, dataset or (), model, top, bottom)
+    rows, model_id, total = ranked(index, instruction, dataset or (), model, top, bottom)
     if format == "csv":
         print(rows.drop(columns=["frame_index", "frame_progress"]).to_csv(index=False), end="")
         return
     if format == "json":
         print(rows.to_json(orient="records", indent=1))
         return
-    title = f"{len(rows)} episodes under {instruction!r}" if instruction else f"{len(rows)} episodes under their own task"
+    shown = f"{len(rows)} of {total} episodes" if len(rows) < total else f"{total} episodes"
+    title = f"{shown} under {instruction!r}" if instruction else f"{shown} under their own task"
     table = Table(title=f"{title} ({model_id})")
     for column, justify in (("rank", "right"), ("dataset", "left"), ("episode", "right"), ("task", "left"), ("final progress", "right"), ("success prob", "right"), ("progress curve", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ class Selection:
 
 def select(config: FilterConfig) -> Selection:
     """Rank the index's rows for the instruction and apply the filters."""
-    rows, model = ranked(config.index, config.instruction, [config.dataset] if config.dataset else [], config.model)
+    rows, model, _ = ranked(config.index, config.instruction, [config.dataset] if config.dataset else [], config.model)
     datasets = sorted(rows["dataset"].unique())
     if len(datasets) > 1:
         raise CurateError(f"the index holds scores from {len(datasets)} datasets for this instruction; pass --dataset, one of: {', '.join(datasets)}")

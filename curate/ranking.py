@@ -30,8 +30,9 @@ def ranked(
     model: str | None,
     top: int | None = None,
     bottom: int | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """Rows best first with a 1-based `rank`; `top`/`bottom` keep the best/worst N (both: best then worst)."""
+) -> tuple[pd.DataFrame, str, int]:
+    """Rows best first with a 1-based `rank`, the model, and how many rows there were before `top`/`bottom` kept
+    the best/worst N (both: best then worst)."""
     resolved = [str(Path(d).expanduser().resolve()) for d in datasets]
     with Index(index_path, read_only=True) as index:
         model_id = choose_model(index, model)
@@ -42,7 +43,8 @@ def ranked(
         rows = rows[rows["instruction"] == rows["task"]]  # each episode under its own task
     rows = rows.reset_index(drop=True)
     rows.insert(0, "rank", range(1, len(rows) + 1))
+    total = len(rows)
     if top is not None or bottom is not None:
         parts = ([rows.head(top)] if top else []) + ([rows.tail(bottom)] if bottom else [])
         rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
-    return rows, model_id
+    return rows, model_id, total

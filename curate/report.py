@@ -99,7 +99,7 @@ def build_report(
     sections = []
     model_id = ""
     for instruction in list(instructions) or [None]:
-        rows, model_id = ranked(index_path, instruction, datasets, model)
+        rows, model_id, _ = ranked(index_path, instruction, datasets, model)
         if rows.empty:
             raise CurateError("no scored episodes to report; run `curate score` first")
         extremes = pd.concat([rows.head(show), rows.tail(show)]).drop_duplicates("rank")

@@ -14,7 +14,7 @@ from curate.scoring import ScoreConfig, prepare, score_dataset
 def main(dataset: str, instruction: str, index: Path = Path("example.duckdb")) -> None:
     summary = score_dataset(prepare(ScoreConfig(dataset=dataset, index=index, instructions=(instruction,))))
     print(f"scored {summary.scored} (already there: {summary.skipped}) with {summary.model}")
-    rows, _ = ranked(index, instruction, [dataset], summary.model, top=5)
+    rows, _, _ = ranked(index, instruction, [dataset], summary.model, top=5)
     for row in rows.itertuples():
         print(f"#{row.rank} episode {row.episode_index} ({row.task}): final progress {row.final_progress:.2f}, success {row.success_prob:.2f}")
 
