@@ -85,7 +85,7 @@ class PairSampler:
         t = self.num_frames
         if strategy == "rewind":
             # forward from start to a turning point, then back: progress rises, then falls
-            if end - start < 3:
+            if end - start < 3 or t < 4:  # needs room to go forward and come back
                 return None
             turn = int(self.rng.integers(start + 2, end + 1))
             forward = int(self.rng.integers(2, t - 1))
