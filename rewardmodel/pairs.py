@@ -119,7 +119,12 @@ class PairSampler:
 
     def batch(self, size: int) -> PairBatch:
         rows = []
+        attempts = 0
         while len(rows) < size:
+            attempts += 1
+            if attempts > 100 * size:
+                used = [s for s, w in zip(STRATEGIES, self.weights, strict=True) if w > 0]
+                raise RewardModelError(f"the data cannot provide rejected trajectories for {', '.join(used)} (e.g. no second task, no failed runs, or too few frames); add data or change --ratios")
             trajectory = self.successful[int(self.rng.integers(len(self.successful)))]
             strategy = STRATEGIES[int(self.rng.choice(len(STRATEGIES), p=self.weights))]
             chosen, start, end = self.chosen(trajectory)

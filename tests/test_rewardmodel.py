@@ -107,6 +107,9 @@ def test_sampler_is_deterministic_and_needs_successes() -> None:
     first = PairSampler(pool(), 4, {"reverse": 1, "rewind": 1}, seed=3).batch(6)
     second = PairSampler(pool(), 4, {"reverse": 1, "rewind": 1}, seed=3).batch(6)
     assert torch.equal(first.progress_a, second.progress_a) and first.strategies == second.strategies
+    only_drawer = [t for t in pool() if t.instruction == "open the drawer"]
+    with pytest.raises(RewardModelError, match="cannot provide rejected trajectories for different_task"):
+        PairSampler(only_drawer, 4, {"different_task": 1}, 0).batch(2)
     with pytest.raises(RewardModelError, match="no successful episodes to train on"):
         PairSampler([trajectory("x", "failure")], 4, {"rewind": 1}, 0)
 
