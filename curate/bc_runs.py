@@ -8,6 +8,7 @@ from safetensors.torch import load_model, save_model
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
+from curate.outputs import atomic_folder, check_target
 from policies.bc import BCConfig, BCPolicy, train_bc
 from policies.evaluation import EvalResult, evaluate_policy
 
@@ -18,8 +19,7 @@ POLICY_WEIGHTS = "policy.safetensors"
 
 def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bool = False) -> tuple[BCPolicy, list[float]]:
     """Train on every frame of `dataset` (normalised with its own state stats) and save to `out`."""
-    if out.exists() and not overwrite:
-        raise CurateError(f"output {out} already exists; choose another folder or pass --overwrite")
+    check_target(out, overwrite)
     ds = lerobot_io.open_dataset(dataset)
     columns = lerobot_io.read_columns(ds, [STATE, ACTION])
     mean, std = lerobot_io.feature_stats(ds, STATE)
@@ -27,14 +27,15 @@ def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bo
         policy, losses = train_bc(columns[STATE], columns[ACTION], mean, std, config)
     except ValueError as err:
         raise CurateError(str(err)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(policy, str(out / POLICY_WEIGHTS))
     meta = {
         "state_dim": int(columns[STATE].shape[1]), "action_dim": int(columns[ACTION].shape[1]), "config": asdict(config),
         "dataset": str(lerobot_io.dataset_root(ds)), "frames": int(len(columns[STATE])), "episodes": int(ds.meta.total_episodes),
         "final_loss": losses[-1], "code_version": provenance.code_version(), "created": provenance.now(),
     }
-    (out / POLICY_CONFIG).write_text(json.dumps(meta, indent=2))
+    with atomic_folder(out, overwrite) as partial:
+        partial.mkdir()
+        save_model(policy, str(partial / POLICY_WEIGHTS))
+        (partial / POLICY_CONFIG).write_text(json.dumps(meta, indent=2))
     return policy, losses
 
 

@@ -297,12 +297,12 @@ def rm_train(
     from rewardmodel.config import ABLATIONS, CurateRewardConfig
     from rewardmodel.train import TrainConfig
 
+    from curate.outputs import check_target
     from curate.reward_runs import train_model
 
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
-    if out.exists() and not overwrite:
-        raise CurateError(f"output {out} already exists; choose another folder or pass --overwrite")
+    check_target(out, overwrite)  # before decoding episodes for minutes
     try:
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
@@ -356,10 +356,6 @@ def rm_eval(
         table.add_row(task, *(f"{metrics[c]:.3f}" if c != "episodes" else str(int(metrics[c])) for c in columns))
     console.print(table)
     console.print(f"preference accuracy (successful vs failure, both orders): {results['all']['preference_accuracy']:.3f}")
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so `kill` (SIGTERM) cleans up half-written output like Ctrl-C does
 
 
 @bc_app.command("train")
@@ -450,6 +446,10 @@ def compare(
     if json_path is not None:
         json_path.write_text(json.dumps({"tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
     console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so `kill` (SIGTERM) cleans up half-written output like Ctrl-C does
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
+from curate.outputs import check_target
 from curate.records import EpisodeData, quality_label
 from policies.metaworld_sim import TASK_SETS, check_task, parse_camera
 from policies.recipes import DEFAULT_RECIPES, parse_recipe
@@ -60,8 +61,7 @@ class DatagenConfig:
             raise CurateError(f"--size must be between 32 and 512 pixels, got {self.size}")
         if self.steps < 2 or self.stride < 1 or self.stride >= self.steps:
             raise CurateError(f"need --steps >= 2 and 1 <= --stride < --steps, got steps={self.steps} stride={self.stride}")
-        if self.out.exists() and not self.overwrite:
-            raise CurateError(f"output {self.out} already exists; choose another path or pass --overwrite")
+        check_target(self.out, self.overwrite)
         if self.workers < 1:
             raise CurateError(f"--workers must be at least 1, got {self.workers}")
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
+from curate.outputs import check_target
 from curate.filters import Filter, apply_filters
 from curate.ranking import ranked
 
@@ -31,8 +32,7 @@ class FilterConfig:
     def __post_init__(self) -> None:
         if not self.filters:
             raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success")
-        if self.out.exists() and not self.overwrite:
-            raise CurateError(f"output {self.out} already exists; choose another folder or pass --overwrite")
+        check_target(self.out, self.overwrite)
 
 
 @dataclass(frozen=True)

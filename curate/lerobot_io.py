@@ -1,18 +1,17 @@
 """The one module that touches lerobot's dataset API: open datasets, list episodes, decode frames, write datasets."""
 
-import contextlib
 import json
 import logging
 import shutil
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from curate.errors import CurateError
+from curate.outputs import atomic_folder
 from curate.records import EpisodeData, EpisodeInfo
 
 SUCCESS_KEY = "next.success"
@@ -199,39 +198,6 @@ def frame_features(example: EpisodeData, camera_keys: Sequence[str]) -> dict[str
     return features
 
 
-def _partial_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-
-
-def _check_target(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
-        raise CurateError(f"output {out} already exists; choose another path or pass --overwrite")
-
-
-def _move_into_place(partial: Path, out: Path) -> None:
-    """Replace `out` with the finished `partial` folder (the old one is removed only once the new one is whole)."""
-    if out.exists():
-        old = _partial_path(out)
-        out.rename(old)
-        partial.rename(out)
-        shutil.rmtree(old)
-    else:
-        partial.rename(out)
-
-
-@contextlib.contextmanager
-def _atomic_folder(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary sibling folder path; on success it becomes `out`, on any error or interrupt it is removed."""
-    _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_path(out)
-    try:
-        yield partial
-        _move_into_place(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
 def write_dataset(
     out: Path,
     episodes: Iterable[EpisodeData],
@@ -246,7 +212,7 @@ def write_dataset(
     `extra_files` maps a file name in the root to a function giving its JSON content, called once all is written.
     """
     out = Path(out).expanduser().resolve()
-    with _atomic_folder(out, overwrite) as partial:
+    with atomic_folder(out, overwrite) as partial:
         dataset = None
         try:
             for episode in episodes:
@@ -304,7 +270,7 @@ def write_subset(
         raise CurateError(f"episodes {outside} are not in the dataset (it has {total}); the index is out of date: rescore it")
     if out == dataset_root(ds):
         raise CurateError(f"output {out} is the source dataset; choose another folder (sources are never modified)")
-    with _atomic_folder(out, overwrite) as partial:
+    with atomic_folder(out, overwrite) as partial:
         drop = [i for i in range(total) if i not in keep_set]
         if drop:
             logging.getLogger("lerobot").setLevel(logging.WARNING)

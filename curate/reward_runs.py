@@ -1,13 +1,13 @@
 """The library side of `curate rm`: train a reward model on LeRobot datasets, evaluate one on a dataset by task."""
 
 import json
-import shutil
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from curate import provenance
 from curate.errors import CurateError
+from curate.outputs import atomic_folder
 from curate.plots import training_curves
 from curate.rm_data import load_trajectories
 from rewardmodel.config import CurateRewardConfig
@@ -41,30 +41,23 @@ def train_model(
     `config.out` (written beside it first, moved into place when complete)."""
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets else None
-    final = config.out.expanduser().resolve()
-    partial = final.parent / f".{final.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
     try:
-        model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
-        log = {
-            "datasets": [str(Path(d).resolve()) for d in datasets],
-            "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
-            "cameras": list(cameras or []),
-            "trajectories": len(trajectories),
-            "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
-            "code_version": provenance.code_version(),
-            "created": provenance.now(),
-            "history": history,
-        }
-        (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
-        training_curves(history, partial / "training_curves.png")
-        if final.exists():
-            shutil.rmtree(final)
-        partial.rename(final)
+        with atomic_folder(config.out.expanduser().resolve(), overwrite=True) as partial:
+            model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
+            log = {
+                "datasets": [str(Path(d).resolve()) for d in datasets],
+                "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
+                "cameras": list(cameras or []),
+                "trajectories": len(trajectories),
+                "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
+                "code_version": provenance.code_version(),
+                "created": provenance.now(),
+                "history": history,
+            }
+            (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
+            training_curves(history, partial / "training_curves.png")
     except RewardModelError as err:
         raise CurateError(str(err)) from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return model, history
 
 

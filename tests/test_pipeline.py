@@ -112,7 +112,7 @@ def test_filter_exports_exactly_the_selection_bit_identical_and_relabelled(tiny_
     assert info.returncode == 0, info.stderr
     assert "Total episode: 2" in info.stdout and "Total frame(Actual Count): 21(21)" in info.stdout
     again = runner.invoke(app, args)
-    assert again.exit_code == 2 and "already exists; choose another folder or pass --overwrite" in again.output
+    assert again.exit_code == 2 and "already exists; choose another path or pass --overwrite" in again.output
 
 
 def test_a_run_killed_mid_write_resumes_without_duplicates_or_gaps(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:

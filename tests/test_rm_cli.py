@@ -26,7 +26,7 @@ def test_rm_train_then_eval_by_task(tiny_dataset: Path, tmp_path: Path) -> None:
     assert -1.0 <= metrics["all"]["kendall_tau_a"] <= 1.0
 
     again = CliRunner().invoke(app, args)
-    assert again.exit_code == 2 and "already exists; choose another folder or pass --overwrite" in again.output
+    assert again.exit_code == 2 and "already exists; choose another path or pass --overwrite" in again.output
 
 
 def test_rm_eval_rejects_a_missing_model_and_an_unknown_ablation(tiny_dataset: Path, tmp_path: Path) -> None:
