@@ -16,7 +16,6 @@ from curate import lerobot_io, provenance
 from curate.datagen import DatagenConfig, generate
 from curate.errors import CurateError
 from curate.index import Index
-from curate.records import quality_label
 from curate.scoring import ScoreConfig, prepare, score_dataset
 from policies.bc import BCConfig, train_bc
 from policies.evaluation import evaluate_policy
@@ -69,11 +68,17 @@ def build_pool(config: CompareConfig) -> Path:
     return pool
 
 
+def true_successes(episodes: list, target: str) -> list[int]:
+    """Episodes of the target task that succeeded (from next.success), in dataset order."""
+    instruction = task_descriptions()[target]
+    return [e.episode_index for e in episodes if e.task == instruction and e.quality != "failure"]
+
+
 def selections(target: str, episodes: list, scores: dict[int, float], k: int, seed: int) -> dict[str, list[int]]:
     """Episode indices each method picks for `target` (an MT50 task name)."""
     instruction = task_descriptions()[target]
     mine = [e.episode_index for e in episodes if e.task == instruction]
-    successes = [e.episode_index for e in episodes if e.task == instruction and quality_label(e.success) != "failure"]
+    successes = true_successes(episodes, target)
     rng = np.random.default_rng(seed)
     by_score = sorted(scores, key=lambda i: -scores[i])
     return {
@@ -86,8 +91,7 @@ def selections(target: str, episodes: list, scores: dict[int, float], k: int, se
 
 def precision(selected: list[int], episodes: list, target: str) -> float:
     """Share of the selection that are true successes of the target task."""
-    instruction = task_descriptions()[target]
-    good = {e.episode_index for e in episodes if e.task == instruction and quality_label(e.success) != "failure"}
+    good = set(true_successes(episodes, target))
     return float(np.mean([i in good for i in selected])) if selected else 0.0
 
 

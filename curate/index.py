@@ -178,10 +178,8 @@ class Index:
         instruction: str | None = None,
         datasets: Sequence[str] = (),
         model: str | None = None,
-        order: str = "desc",
-        limit: int | None = None,
     ) -> pd.DataFrame:
-        """Scored episodes (with task and length), best final progress first (or last with order='asc')."""
+        """Scored episodes (with task and length), best final progress first."""
         where, params = [], []
         if instruction is not None:
             where.append("instruction = ?")
@@ -192,22 +190,16 @@ class Index:
         if model is not None:
             where.append("model = ?")
             params.append(model)
-        direction = "DESC" if order == "desc" else "ASC"
         sql = (
             "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob, "
             "frame_index, frame_progress FROM scores"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY final_progress {direction}, success_prob {direction}, dataset, episode_index"
-            + (" LIMIT ?" if limit is not None else "")
+            + " ORDER BY final_progress DESC, success_prob DESC, dataset, episode_index"
         )
-        if limit is not None:
-            params.append(int(limit))
         return self.db.execute(sql, params).fetchdf()
 
-    def failures(self, dataset: str | None = None) -> pd.DataFrame:
-        if dataset is None:
-            return self.db.execute("SELECT * FROM failures ORDER BY dataset, episode_index").fetchdf()
-        return self.db.execute("SELECT * FROM failures WHERE dataset = ? ORDER BY episode_index", [dataset]).fetchdf()
+    def failures(self) -> pd.DataFrame:
+        return self.db.execute("SELECT * FROM failures ORDER BY dataset, episode_index").fetchdf()
 
     def models(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM scores ORDER BY model").fetchall()]

@@ -21,16 +21,12 @@ def training_curves(history: list[dict[str, float]], path: Path) -> Path:
         left.plot(steps, smooth, label=key)
     left.set(xlabel="step", ylabel="loss (smoothed)", title="training losses")
     left.legend()
-    if not evals:
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
-    right = axes[0][1]
-    for key in ("eval_voc", "eval_kendall_tau_a", "eval_failure_f1", "eval_preference_accuracy"):
-        right.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=key.removeprefix("eval_"))
-    right.set(xlabel="step", ylim=(-0.1, 1.05), title="evaluation")
-    right.legend()
+    if evals:
+        right = axes[0][1]
+        for key in ("eval_voc", "eval_kendall_tau_a", "eval_failure_f1", "eval_preference_accuracy"):
+            right.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=key.removeprefix("eval_"))
+        right.set(xlabel="step", ylim=(-0.1, 1.05), title="evaluation")
+        right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
