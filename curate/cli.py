@@ -30,6 +30,8 @@ rm_app = typer.Typer(help="Train and evaluate reward models.", no_args_is_help=T
 app.add_typer(rm_app, name="rm")
 bc_app = typer.Typer(help="Behaviour cloning on LeRobot datasets, evaluated in MetaWorld.", no_args_is_help=True)
 app.add_typer(bc_app, name="bc")
+retrieve_app = typer.Typer(help="SigLIP retrieval, the baseline way to select episodes.", no_args_is_help=True)
+app.add_typer(retrieve_app, name="retrieve")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -219,6 +221,7 @@ def filter_(
     min_success: Annotated[float | None, typer.Option(help="Keep episodes with success probability >= S.")] = None,
     per_task: Annotated[bool, typer.Option(help="Rank within each episode's own task.")] = False,
     relabel_task: Annotated[bool, typer.Option(help="Set the exported episodes' task to the instruction.")] = False,
+    retrieval: Annotated[bool, typer.Option(help="Select from `curate retrieve query` results (the instruction is the query) instead of reward-model scores.")] = False,
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     dataset: Annotated[str | None, typer.Option(help="Source dataset root (needed when the index holds several).")] = None,
     model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
@@ -233,7 +236,7 @@ def filter_(
         filters = tuple(make_filter(name, value) for name, value in given.items() if value is not None)
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, overwrite=overwrite)
+    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, retrieval=retrieval, overwrite=overwrite)
     selection = select(config)
     table = Table(title=f"{len(selection.rows)} episodes of {selection.dataset} under {instruction!r} ({selection.model})")
     table.add_column("outcome")
@@ -245,6 +248,61 @@ def filter_(
     with err_console.status(f"exporting {len(selection.kept)} episodes"):
         path = export(config, selection)
     console.print(f"wrote {path} ({MANIFEST} beside meta/)", soft_wrap=True)
+
+
+@retrieve_app.command("train")
+@friendly
+def retrieve_train(
+    dataset: Annotated[list[str], typer.Argument(help="LeRobot dataset roots whose frames and task strings to train on.")],
+    out: Annotated[Path, typer.Option(help="Folder for the SigLIP checkpoint (config.json, model.safetensors, tokenizer).")],
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 1500,
+    batch_size: Annotated[int, typer.Option(help="Frames per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    image_size: Annotated[int, typer.Option(help="Model input size in pixels (multiple of 8).")] = 64,
+    camera: Annotated[str | None, typer.Option(help="Camera key (default: every video key).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Train a small SigLIP from scratch (sigmoid loss, frames vs their episode's task) for offline retrieval."""
+    from curate.outputs import check_target
+    from curate.retrieval import RetrieveTrainConfig, train_siglip
+
+    config = RetrieveTrainConfig(datasets=tuple(dataset), out=out, steps=steps, batch_size=batch_size, lr=lr, image_size=image_size, camera=camera, seed=seed, overwrite=overwrite)
+    check_target(out, overwrite)
+    with progress_bar() as progress:
+        bar = progress.add_task("training SigLIP", total=steps, rate="")
+        train_siglip(config, on_step=lambda step, loss: progress.update(bar, completed=step, rate=f"loss {loss:.3f}"))
+    console.print(f"saved {out.resolve()} (use it with `curate retrieve query DATASET --model {out}`)", soft_wrap=True)
+
+
+@retrieve_app.command("query")
+@friendly
+def retrieve_query(
+    dataset: Annotated[str, typer.Argument(help="A LeRobot v3 dataset root.")],
+    query: Annotated[str | None, typer.Option(help="Rank episodes by similarity to this text.")] = None,
+    demo: Annotated[list[int] | None, typer.Option(help="Or rank by similarity to these episodes of the dataset (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option(help="SigLIP checkpoint: a folder or hub id (default google/siglip-base-patch16-224).")] = None,
+    index: Annotated[Path, typer.Option(help="DuckDB index file (frame vectors go to INDEX.faiss/ beside it).")] = Path("curate.duckdb"),
+    camera: Annotated[str | None, typer.Option(help="Camera key (default: the dataset's first video key).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames embedded per episode (evenly spaced).")] = 8,
+    aggregate: Annotated[str, typer.Option(help="Per-episode score from frame similarities: mean or max.")] = "mean",
+    top: Annotated[int, typer.Option(help="Rows to show.")] = 10,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Rank every episode for a text or demonstration query with SigLIP + faiss, into the index's retrievals table."""
+    from curate.retrieval import RetrieveConfig, retrieve
+
+    config = RetrieveConfig(dataset=dataset, index=index, model=model, query=query, demos=tuple(demo or ()), camera=camera, frames=frames, aggregate=aggregate, device=device)
+    with progress_bar() as progress:
+        bar = progress.add_task("embedding frames", total=None, rate="")
+        rows = retrieve(config, on_progress=lambda done, total: progress.update(bar, total=total, completed=done))
+    table = Table(title=f"{len(rows)} episodes by similarity to {config.query_name!r} ({rows['model'].iloc[0]})")
+    for column in ("rank", "episode", "task", "similarity"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for rank, row in enumerate(rows.head(top).itertuples(), start=1):
+        table.add_row(str(rank), str(row.episode_index), row.task, f"{row.similarity:.3f}")
+    console.print(table)
+    console.print(f"wrote the ranking to {index.resolve()} (export with `curate filter --retrieval --instruction {config.query_name!r} ...`)", soft_wrap=True)
 
 
 @app.command("report")
@@ -423,17 +481,19 @@ def compare(
     seeds: Annotated[int, typer.Option(help="BC seeds per selection.")] = 3,
     pool_episodes: Annotated[int, typer.Option(help="Pool episodes per task.")] = 24,
     model: Annotated[str | None, typer.Option(help="Reward model (default: the shipped one).")] = None,
+    siglip: Annotated[str | None, typer.Option(help="SigLIP folder or hub id for retrieval (default: train a small one on the pool).")] = None,
+    siglip_steps: Annotated[int, typer.Option(help="Training steps of the pool's SigLIP when --siglip is not given.")] = 1000,
     bc_steps: Annotated[int, typer.Option(help="BC optimiser steps.")] = 3000,
     eval_episodes: Annotated[int, typer.Option(help="Rollouts per policy.")] = 20,
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """Select K pool episodes per target task by reward model, random, all and oracle; train BC on each; compare."""
+    """Select K pool episodes per target task by reward model, SigLIP, random, all and oracle; train BC on each; compare."""
     import json
 
     from curate.compare import METHODS, CompareConfig, run_compare
 
-    config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps)
+    config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, siglip=siglip, siglip_steps=siglip_steps, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps)
     with err_console.status("comparing") as status:
         results = run_compare(config, on_step=lambda message: status.update(message))
     table = Table(title=f"BC success rate over {seeds} seeds, K={k} (precision: share of true successes of the target)")

@@ -16,6 +16,7 @@ from curate import lerobot_io, provenance
 from curate.datagen import DatagenConfig, generate
 from curate.errors import CurateError
 from curate.index import Index
+from curate.retrieval import RetrieveConfig, RetrieveTrainConfig, open_siglip, retrieve, train_siglip
 from curate.scoring import ScoreConfig, prepare, score_dataset
 from policies.bc import BCConfig, train_bc
 from policies.evaluation import evaluate_policy
@@ -23,7 +24,7 @@ from policies.metaworld_sim import check_task, task_descriptions
 
 # A pool per target task: experts, noisy and stalled runs (suboptimal and failed), and the other targets' episodes.
 POOL_RECIPES = ("expert", "gaussian:0.5", "gaussian:1.0", "stall:40", "random-actions:0.5", "uniform")
-METHODS = ("reward_model", "random", "all", "oracle")
+METHODS = ("reward_model", "siglip", "random", "all", "oracle")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class CompareConfig:
     seeds: int = 3
     pool_episodes: int = 24  # per task, cycled over POOL_RECIPES
     model: str | None = None
+    siglip: str | None = None  # a SigLIP folder or hub id; None: train a small one on the pool (frames + task strings)
+    siglip_steps: int = 1000
     bc_steps: int = 3000
     eval_episodes: int = 20
     steps: int = 200  # simulation steps per pool and evaluation episode
@@ -68,21 +71,37 @@ def build_pool(config: CompareConfig) -> Path:
     return pool
 
 
+def siglip_model(config: CompareConfig, pool: Path) -> str:
+    """The SigLIP to retrieve with: the one given, or one trained on the pool's frames and tasks (cached)."""
+    if config.siglip is not None:
+        return config.siglip
+    out = config.out / "siglip"
+    spec = {"pool": json.loads((config.out / "pool.json").read_text()), "steps": config.siglip_steps}
+    stamp = config.out / "siglip.json"
+    if not (out.exists() and stamp.exists() and json.loads(stamp.read_text()) == spec):
+        train_siglip(RetrieveTrainConfig(datasets=(str(pool),), out=out, steps=config.siglip_steps, overwrite=True))
+        stamp.write_text(json.dumps(spec))
+    return str(out)
+
+
 def true_successes(episodes: list, target: str) -> list[int]:
     """Episodes of the target task that succeeded (from next.success), in dataset order."""
     instruction = task_descriptions()[target]
     return [e.episode_index for e in episodes if e.task == instruction and e.quality != "failure"]
 
 
-def selections(target: str, episodes: list, scores: dict[int, float], k: int, seed: int) -> dict[str, list[int]]:
-    """Episode indices each method picks for `target` (an MT50 task name)."""
+def selections(target: str, episodes: list, scores: dict[int, float], similarity: dict[int, float], k: int, seed: int) -> dict[str, list[int]]:
+    """Episode indices each method picks for `target` (an MT50 task name): by reward-model final progress and by
+    SigLIP similarity under the target's instruction, at random, all of the target's episodes, or its true successes."""
     instruction = task_descriptions()[target]
     mine = [e.episode_index for e in episodes if e.task == instruction]
     successes = true_successes(episodes, target)
     rng = np.random.default_rng(seed)
     by_score = sorted(scores, key=lambda i: -scores[i])
+    by_similarity = sorted(similarity, key=lambda i: -similarity[i])
     return {
         "reward_model": by_score[:k],
+        "siglip": by_similarity[:k],
         "random": sorted(rng.choice([e.episode_index for e in episodes], size=k, replace=False).tolist()),
         "all": mine,
         "oracle": successes[:k],
@@ -109,17 +128,21 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
     episodes = lerobot_io.list_episodes(ds)
     columns = lerobot_io.read_columns(ds, ["observation.state", "action"])
     mean, std = lerobot_io.feature_stats(ds, "observation.state")
+    say("SigLIP retrieval")
+    siglip = open_siglip(siglip_model(config, pool))
+    similarity = {i: retrieve(RetrieveConfig(dataset=str(pool), index=index_path, query=i), siglip=siglip) for i in instructions}
     with Index(index_path, read_only=True) as index:
         rows = index.scores(model=summary.model)
-    results: dict = {"tasks": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, "model": summary.model, "code_version": provenance.code_version(), "created": provenance.now()}
+    results: dict = {"tasks": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, "model": summary.model, "siglip": siglip.model_id, "code_version": provenance.code_version(), "created": provenance.now()}
     for target in config.task_names:
         instruction = task_descriptions()[target]
         scores = dict(zip(rows.loc[rows["instruction"] == instruction, "episode_index"], rows.loc[rows["instruction"] == instruction, "final_progress"], strict=True))
+        retrieved = dict(zip(similarity[instruction]["episode_index"], similarity[instruction]["similarity"], strict=True))
         results["tasks"][target] = {}
         for method in METHODS:
             rates, errors, precisions = [], [], []
             for seed in range(config.seeds):
-                chosen = selections(target, episodes, scores, config.k, seed)[method]
+                chosen = selections(target, episodes, scores, retrieved, config.k, seed)[method]
                 if not chosen:
                     raise CurateError(f"the pool has no episode for {method} to select for {target}; raise --pool-episodes")
                 precisions.append(precision(chosen, episodes, target))

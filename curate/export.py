@@ -9,10 +9,11 @@ import pandas as pd
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
 from curate.outputs import check_target
-from curate.filters import Filter, apply_filters
-from curate.ranking import ranked
+from curate.filters import Filter, Threshold, apply_filters
+from curate.ranking import ranked, ranked_retrieval
 
 MANIFEST = "curate_selection.json"
+SCORE_COLUMNS = ("final_progress", "success_prob", "similarity")  # whichever the selection's source has
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,14 @@ class FilterConfig:
     model: str | None = None
     per_task: bool = False
     relabel_task: bool = False
+    retrieval: bool = False  # select from `curate retrieve` results (the instruction is the query) instead of scores
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.filters:
             raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success")
+        if self.retrieval and any(isinstance(f, Threshold) for f in self.filters):
+            raise CurateError("--min-progress and --min-success need reward-model scores; with --retrieval use --top-k or --top-frac")
         check_target(self.out, self.overwrite)
 
 
@@ -51,13 +55,18 @@ class Selection:
 
 def select(config: FilterConfig) -> Selection:
     """Rank the index's rows for the instruction and apply the filters."""
-    rows, model, _ = ranked(config.index, config.instruction, [config.dataset] if config.dataset else [], config.model)
+    wanted = [config.dataset] if config.dataset else []
+    if config.retrieval:
+        rows, model = ranked_retrieval(config.index, config.instruction, wanted, config.model)
+    else:
+        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model)
+        rows = rows.drop(columns="rank")
     datasets = sorted(rows["dataset"].unique())
     if len(datasets) > 1:
         raise CurateError(f"the index holds scores from {len(datasets)} datasets for this instruction; pass --dataset, one of: {', '.join(datasets)}")
     if rows.empty:
         raise CurateError(f"no scored episodes under {config.instruction!r}" + (f" in {config.dataset}" if config.dataset else ""))
-    return Selection(apply_filters(rows.drop(columns="rank"), list(config.filters), config.per_task), model, datasets[0])
+    return Selection(apply_filters(rows, list(config.filters), config.per_task), model, datasets[0])
 
 
 def export(config: FilterConfig, selection: Selection) -> Path:
@@ -72,6 +81,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
         "index": str(config.index.resolve()),
         "dataset": selection.dataset,
         "model": selection.model,
+        "source": "retrieval" if config.retrieval else "scores",
         "instruction": config.instruction,
         "filters": {f.name: f.value for f in config.filters},
         "per_task": config.per_task,
@@ -85,8 +95,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
                 "episode_index": new,
                 "source_episode_index": old,
                 "task": by_episode.loc[old, "task"],
-                "final_progress": float(by_episode.loc[old, "final_progress"]),
-                "success_prob": float(by_episode.loc[old, "success_prob"]),
+                **{column: float(by_episode.loc[old, column]) for column in SCORE_COLUMNS if column in kept},
             }
             for new, old in enumerate(order)
         ],

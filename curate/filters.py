@@ -62,7 +62,7 @@ class TopFraction(Filter):
             raise ValueError(f"--top-frac must be in (0, 1], got {self.value:g}")
 
     def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        size = rows.groupby(group, sort=False)["final_progress"].transform("size")
+        size = group.groupby(group, sort=False).transform("size")
         keep = _rank_in_group(rows, group) <= (size * self.value).apply(math.ceil)
         return pd.Series([None if k else f"not in the top {self.value:.0%}" for k in keep], index=rows.index, dtype=object)
 

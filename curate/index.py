@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS failures (
     dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR, reason VARCHAR,
     PRIMARY KEY (dataset, episode_index, instruction, model));
+CREATE TABLE IF NOT EXISTS retrievals (
+    dataset VARCHAR, episode_index INTEGER, query VARCHAR, model VARCHAR, run_id VARCHAR, task VARCHAR, length INTEGER,
+    similarity DOUBLE, PRIMARY KEY (dataset, episode_index, query, model));
 CREATE OR REPLACE VIEW episode_scores AS
     SELECT dataset, episode_index, instruction, model, final_progress, mean_progress, success_prob,
            frame_index, frame_progress
@@ -59,6 +62,20 @@ class ScoreRow:
         n = len(self.frame_index)
         assert len(self.frame_progress) == n and len(self.frame_success) == n, "per-frame lists must have one length"
         assert list(self.frame_index) == sorted(set(self.frame_index)), "frame_index must be ascending and unique"
+
+
+@dataclass(frozen=True)
+class RetrievalRow:
+    """One episode's similarity to a retrieval query (a text, or `demo:EP,...`) under a SigLIP model."""
+
+    dataset: str
+    episode_index: int
+    query: str
+    model: str
+    run_id: str
+    task: str
+    length: int
+    similarity: float
 
 
 @dataclass(frozen=True)
@@ -206,3 +223,31 @@ class Index:
 
     def instructions(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT instruction FROM scores ORDER BY instruction").fetchall()]
+
+    # --- retrieval -----------------------------------------------------------------------------------------------
+    def write_retrievals(self, rows: Iterable[RetrievalRow]) -> None:
+        """Replace the query's rankings in one transaction."""
+        values = [[r.dataset, r.episode_index, r.query, r.model, r.run_id, r.task, r.length, r.similarity] for r in rows]
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO retrievals VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def retrievals(self, query: str, datasets: Sequence[str] = (), model: str | None = None) -> pd.DataFrame:
+        """Retrieved episodes for a query, most similar first."""
+        where, params = ["query = ?"], [query]
+        if datasets:
+            where.append(f"dataset IN ({', '.join('?' * len(datasets))})")
+            params += list(datasets)
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        sql = ("SELECT dataset, episode_index, query, model, task, length, similarity FROM retrievals WHERE "
+               + " AND ".join(where) + " ORDER BY similarity DESC, dataset, episode_index")
+        return self.db.execute(sql, params).fetchdf()
+
+    def retrieval_models(self, query: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM retrievals WHERE query = ? ORDER BY model", [query]).fetchall()]

@@ -14,6 +14,10 @@ def choose_model(index: Index, model: str | None) -> str:
     models = index.models()
     if not models:
         raise CurateError(f"index {index.path} holds no scores; run `curate score DATASET --index {index.path}` first")
+    return _one_of(index, models, model)
+
+
+def _one_of(index: Index, models: list[str], model: str | None) -> str:
     if model is None:
         if len(models) > 1:
             raise CurateError(f"index {index.path} holds scores of several models; pass --model, one of: {', '.join(models)}")
@@ -48,3 +52,14 @@ def ranked(
         parts = ([rows.head(top)] if top else []) + ([rows.tail(bottom)] if bottom else [])
         rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
     return rows, model_id, total
+
+
+def ranked_retrieval(index_path: Path, query: str, datasets: Sequence[str], model: str | None) -> tuple[pd.DataFrame, str]:
+    """`curate retrieve` results for a query, most similar first, and the SigLIP model they came from."""
+    resolved = [str(Path(d).expanduser().resolve()) for d in datasets]
+    with Index(index_path, read_only=True) as index:
+        models = index.retrieval_models(query)
+        if not models:
+            raise CurateError(f"no retrieval results for {query!r} in {index.path}; run `curate retrieve query DATASET --query {query!r} --index {index.path}` first")
+        model_id = _one_of(index, models, model)
+        return index.retrievals(query, resolved, model_id), model_id

@@ -11,18 +11,20 @@ from curate.cli import app
 def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     args = ["compare", "--tasks", "reach,button-press", "--out", str(out), "--k", "2", "--seeds", "1", "--pool-episodes", "2",
-            "--model", str(tiny_model), "--bc-steps", "5", "--eval-episodes", "1", "--steps", "80", "--json", str(tmp_path / "r.json")]
+            "--model", str(tiny_model), "--siglip-steps", "3", "--bc-steps", "5", "--eval-episodes", "1", "--steps", "80", "--json", str(tmp_path / "r.json")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "r.json").read_text())
     assert set(results["tasks"]) == {"reach", "button-press"}
     for by_method in results["tasks"].values():
-        assert set(by_method) == {"reward_model", "random", "all", "oracle"}
+        assert set(by_method) == {"reward_model", "siglip", "random", "all", "oracle"}
         assert by_method["oracle"]["precision"] == 1.0  # the oracle picks true successes only
         assert all(0 <= m["success_mean"] <= 1 and 0 <= m["precision"] <= 1 for m in by_method.values())
     assert (out / "compare.png").stat().st_size > 1000
     full = json.loads((out / "results.json").read_text())
     assert full["tasks"]["reach"]["all"]["selected"] == 2  # both pool episodes of the task
+    assert full["tasks"]["reach"]["siglip"]["selected"] == 2 and full["siglip"].startswith("siglip:siglip@")
+    assert (out / "compare.faiss").is_dir()  # the frame vectors beside the compare index
 
 
 def test_compare_rejects_k_larger_than_the_pool(tmp_path: Path) -> None:

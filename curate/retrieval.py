@@ -1,0 +1,321 @@
+"""SigLIP retrieval, the baseline way to select: embed sampled frames of every episode with a SigLIP model, keep the
+vectors in a faiss index beside the DuckDB index, and rank episodes by similarity to a text or demonstration query."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from curate import lerobot_io, provenance
+from curate.errors import CurateError
+from curate.index import Index, RetrievalRow
+from curate.outputs import atomic_folder
+from curate.records import EpisodeInfo
+from curate.sampling import frame_indices
+from curate.scoring import dataset_fingerprint
+
+DEFAULT_SIGLIP = "google/siglip-base-patch16-224"  # the real default where the hub is reachable
+AGGREGATES = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class Siglip:
+    """A loaded SigLIP model with its tokenizer; embeds frames and texts into one L2-normalised space."""
+
+    model: object  # transformers.SiglipModel
+    tokenizer: object
+    model_id: str  # siglip:NAME@HASH12, as the index calls it
+    source: str
+    device: str
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.vision_config.image_size)
+
+    def pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, 3, S, S) in SigLIP's [-1, 1] normalisation (mean 0.5, std 0.5 per channel)."""
+        assert frames.ndim == 4 and frames.shape[-1] == 3 and frames.dtype == torch.uint8, (frames.shape, frames.dtype)
+        x = frames.permute(0, 3, 1, 2).float().to(self.device)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+        return x / 127.5 - 1.0
+
+    def tokens(self, texts: Sequence[str]) -> torch.Tensor:
+        """SigLIP's text tower pools the last position, so every text is padded to the full length."""
+        length = min(64, int(self.model.config.text_config.max_position_embeddings))
+        return self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=length, return_tensors="pt")["input_ids"].to(self.device)
+
+    @torch.inference_mode()
+    def embed_images(self, frames: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        out = [self.model.get_image_features(pixel_values=self.pixels(frames[s : s + batch_size])).pooler_output for s in range(0, len(frames), batch_size)]
+        return F.normalize(torch.cat(out).float(), dim=-1).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return F.normalize(self.model.get_text_features(input_ids=self.tokens(texts)).pooler_output.float(), dim=-1).cpu().numpy()
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.text_config.projection_size)
+
+
+def open_siglip(source: str | None = None, device: str = "cpu") -> Siglip:
+    """A SigLIP checkpoint by local folder (e.g. from `curate retrieve train`) or hub id."""
+    from transformers import AutoTokenizer, SiglipConfig, SiglipModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    source = source or DEFAULT_SIGLIP
+    path = Path(source).expanduser()
+    location = str(path.resolve()) if path.is_dir() else source
+    try:
+        config = SiglipConfig.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        hint = "train one offline with `curate retrieve train DATASET --out DIR` and pass --model DIR"
+        raise CurateError(f"cannot load SigLIP model {source!r} ({type(err).__name__}); {hint}") from None
+    if config.model_type != "siglip":
+        raise CurateError(f"{source} is a {config.model_type!r} checkpoint, not SigLIP; pass a SigLIP folder or hub id")
+    try:
+        model = SiglipModel.from_pretrained(location).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise CurateError(f"SigLIP checkpoint {source!r} is incomplete or corrupt ({err}); retrain or re-download it") from None
+    weights = path / "model.safetensors"
+    digest = provenance.file_sha256(weights)[:12] if weights.is_file() else str(getattr(config, "_commit_hash", None) or "hub")[:12]
+    name = path.resolve().name if path.is_dir() else source
+    return Siglip(model, tokenizer, f"siglip:{name}@{digest}", location, device)
+
+
+# --- training a small SigLIP offline ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrieveTrainConfig:
+    """`curate retrieve train`: a small SigLIP trained from scratch on frames and their episodes' task strings."""
+
+    datasets: tuple[str, ...]
+    out: Path
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 5e-4
+    image_size: int = 64
+    width: int = 128
+    layers: int = 4
+    camera: str | None = None
+    seed: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise CurateError("no training dataset; pass at least one DATASET")
+        if self.steps < 1 or self.batch_size < 2:
+            raise CurateError(f"--steps must be >= 1 and --batch-size >= 2, got {self.steps} and {self.batch_size}")
+        if self.image_size < 16 or self.image_size % 8:
+            raise CurateError(f"--image-size must be a multiple of 8 and at least 16, got {self.image_size}")
+
+
+def _tokenizer(sentences: Sequence[str]):
+    """A WordPiece tokenizer learnt from the instructions (no download needed); unknown words map to [UNK]."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from policies.metaworld_sim import task_descriptions
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    corpus = list(sentences) + list(task_descriptions().values())  # every MT50 instruction, so queries share its words
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=["[PAD]", "[UNK]"]))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], None] | None = None) -> Path:
+    """Train with SigLIP's sigmoid loss, where every pair of a frame and its own episode's task is positive (frames of
+    other episodes of the same task included), and save as a SigLIP folder that `open_siglip` loads."""
+    from transformers import SiglipConfig, SiglipModel
+
+    from curate.rm_data import load_trajectories
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    cameras = [config.camera] if config.camera else None
+    trajectories = [t for d in config.datasets for t in load_trajectories(d, config.image_size, cameras)]
+    instructions = sorted({t.instruction for t in trajectories})
+    if len(instructions) < 2:
+        raise CurateError("retrieval training needs episodes of at least two tasks (negatives come from other tasks)")
+    frames = torch.from_numpy(np.concatenate([t.frames for t in trajectories]))
+    labels = np.concatenate([[instructions.index(t.instruction)] * len(t.frames) for t in trajectories])
+    tokenizer = _tokenizer(instructions)
+    heads = max(1, config.width // 32)
+    model_config = SiglipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=config.width, intermediate_size=2 * config.width, num_hidden_layers=2,
+                         num_attention_heads=heads, max_position_embeddings=16, projection_size=config.width,
+                         pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(image_size=config.image_size, patch_size=8, hidden_size=config.width, intermediate_size=2 * config.width,
+                           num_hidden_layers=config.layers, num_attention_heads=heads),
+    )
+    model = SiglipModel(model_config).train()
+    siglip = Siglip(model, tokenizer, "", "", "cpu")
+    tokens = siglip.tokens(instructions)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.1)
+    history = []
+    for step in range(1, config.steps + 1):
+        pick = rng.integers(0, len(frames), config.batch_size)
+        batch = frames[pick]
+        if rng.random() < 0.5:
+            batch = batch.flip(2)  # mirrored views: the model should know tasks, not one camera's left and right
+        out = model(input_ids=tokens, pixel_values=siglip.pixels(batch))
+        logits = out.logits_per_image  # (B images, T instructions)
+        targets = torch.from_numpy(labels[pick]).unsqueeze(1) == torch.arange(len(instructions)).unsqueeze(0)
+        loss = -F.logsigmoid(torch.where(targets, logits, -logits)).sum(1).mean()
+        if not torch.isfinite(loss):
+            raise CurateError(f"SigLIP training diverged (loss {loss.item()}) at step {step}; lower --lr")
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        history.append({"step": step, "loss": loss.item()})
+        if on_step is not None:
+            on_step(step, loss.item())
+    with atomic_folder(config.out.expanduser().resolve(), config.overwrite) as partial:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        log = {"datasets": [str(Path(d).resolve()) for d in config.datasets], "frames": len(frames), "instructions": instructions,
+               "config": {k: str(v) for k, v in config.__dict__.items()}, "code_version": provenance.code_version(),
+               "created": provenance.now(), "history": history[:: max(1, len(history) // 200)]}
+        (partial / "training.json").write_text(json.dumps(log, indent=1))
+    return config.out
+
+
+# --- frame vectors in faiss, beside the DuckDB index ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameStore:
+    """Every sampled frame's vector of one dataset under one model: faiss inner-product index + its episode of each."""
+
+    index: faiss.Index
+    episodes: np.ndarray  # (N,) the episode of each vector
+
+
+def store_path(index_path: Path, model_id: str, dataset: str, camera: str, frames: int) -> Path:
+    key = hashlib.sha256(json.dumps([model_id, dataset, camera, frames]).encode()).hexdigest()[:16]
+    return index_path.expanduser().resolve().with_suffix(".faiss") / key
+
+
+def build_store(siglip: Siglip, ds, episodes: Sequence[EpisodeInfo], camera: str, frames: int, path: Path,
+                fingerprint: str, batch_episodes: int = 32, on_progress: Callable[[int, int], None] | None = None) -> FrameStore:
+    """Embed the sampled frames of every episode (decoded one batch of episodes at a time) or reuse the store on disk
+    when it was built from this very dataset content."""
+    meta_path = path / "store.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
+        return FrameStore(faiss.read_index(str(path / "frames.faiss")), np.load(path / "episodes.npy"))
+    store = faiss.IndexFlatIP(siglip.dim)
+    owners = []
+    usable = [e for e in episodes if e.length > 0]
+    for start in range(0, len(usable), batch_episodes):
+        group = usable[start : start + batch_episodes]
+        decoded = lerobot_io.decode_frames(ds, [(e.episode_index, frame_indices(e.length, frames)) for e in group], [camera])
+        video = torch.from_numpy(np.concatenate([d[camera] for d in decoded]))
+        store.add(siglip.embed_images(video))
+        owners += [e.episode_index for e, d in zip(group, decoded, strict=True) for _ in range(len(d[camera]))]
+        if on_progress is not None:
+            on_progress(start + len(group), len(usable))
+    with atomic_folder(path, overwrite=True) as partial:
+        partial.mkdir()
+        faiss.write_index(store, str(partial / "frames.faiss"))
+        np.save(partial / "episodes.npy", np.asarray(owners, dtype=np.int64))
+        (partial / "store.json").write_text(json.dumps({"fingerprint": fingerprint, "model": siglip.model_id, "camera": camera, "frames": frames, "vectors": store.ntotal}))
+    return FrameStore(store, np.asarray(owners, dtype=np.int64))
+
+
+def episode_similarity(store: FrameStore, queries: np.ndarray, aggregate: str = "mean") -> pd.Series:
+    """Per episode: each frame's best similarity to any query vector, aggregated over the episode's frames."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {aggregate!r}; valid: {', '.join(AGGREGATES)}")
+    assert queries.ndim == 2 and queries.shape[1] == store.index.d, (queries.shape, store.index.d)
+    sims, ids = store.index.search(queries.astype(np.float32), store.index.ntotal)  # exhaustive: every frame's score
+    per_frame = np.full(store.index.ntotal, -np.inf, dtype=np.float32)
+    for row_sims, row_ids in zip(sims, ids, strict=True):
+        np.maximum.at(per_frame, row_ids, row_sims)
+    return pd.Series(per_frame).groupby(store.episodes).agg(aggregate)
+
+
+# --- `curate retrieve query` ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrieveConfig:
+    """`curate retrieve query`: rank a dataset's episodes for a text (or demonstration episodes) under SigLIP."""
+
+    dataset: str
+    index: Path = Path("curate.duckdb")
+    model: str | None = None
+    query: str | None = None
+    demos: tuple[int, ...] = ()  # episode indices of the same dataset showing the wanted behaviour
+    camera: str | None = None
+    frames: int = 8
+    aggregate: str = "mean"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if (self.query is None) == (not self.demos):
+            raise CurateError("give exactly one of --query TEXT or --demo EPISODE (repeatable)")
+        if self.query is not None and not self.query.strip():
+            raise CurateError("--query is empty; give the task in words, e.g. --query 'open the drawer'")
+        if not 1 <= self.frames <= 64:
+            raise CurateError(f"--frames must be between 1 and 64, got {self.frames}")
+        if self.aggregate not in AGGREGATES:
+            raise CurateError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+
+    @property
+    def query_name(self) -> str:
+        """What the index stores as the query: the text, or `demo:EP,EP` for demonstration episodes."""
+        return self.query if self.query is not None else "demo:" + ",".join(str(d) for d in self.demos)
+
+
+def retrieve(config: RetrieveConfig, siglip: Siglip | None = None, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Rank every episode for the query, write the ranking into the index's `retrievals` table, and return it
+    (best first: dataset, episode_index, query, model, task, length, similarity)."""
+    ds = lerobot_io.open_dataset(config.dataset)
+    camera = lerobot_io.resolve_camera(ds, config.camera)
+    episodes = lerobot_io.list_episodes(ds)
+    if not episodes:
+        raise CurateError(f"dataset {config.dataset} has no episodes")
+    by_index = {e.episode_index: e for e in episodes}
+    bad = [d for d in config.demos if d not in by_index or by_index[d].length == 0]
+    if bad:
+        raise CurateError(f"demo episodes {bad} are not non-empty episodes of {config.dataset} (it has {len(episodes)})")
+    siglip = siglip or open_siglip(config.model, config.device)
+    root = lerobot_io.dataset_root(ds)
+    dataset = str(root)
+    fingerprint = dataset_fingerprint(root)
+    store = build_store(siglip, ds, episodes, camera, config.frames, store_path(config.index, siglip.model_id, dataset, camera, config.frames), fingerprint, on_progress=on_progress)
+    if config.query is not None:
+        queries = siglip.embed_texts([config.query])
+    else:
+        queries = store.index.reconstruct_n(0, store.index.ntotal)[np.isin(store.episodes, config.demos)]
+    similarity = episode_similarity(store, queries, config.aggregate)
+    run_id = uuid.uuid4().hex
+    rows = [RetrievalRow(dataset, int(e), config.query_name, siglip.model_id, run_id, by_index[int(e)].task, by_index[int(e)].length, float(s))
+            for e, s in similarity.items()]
+    with Index(config.index) as index:
+        if index.fingerprint(dataset) not in (None, fingerprint):
+            raise CurateError(f"dataset {dataset} changed since it was indexed into {index.path}; use a new --index")
+        now = provenance.now()
+        index.add_dataset(dataset, fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
+        index.add_model(siglip.model_id, "siglip", siglip.source, siglip.model_id.rsplit("@", 1)[-1], {"aggregate": config.aggregate}, now)
+        index.start_run(run_id, dataset, siglip.model_id, camera, config.frames, [config.query_name], provenance.code_version(), now)
+        index.write_retrievals(rows)
+        index.finish_run(run_id, provenance.now())
+        return index.retrievals(config.query_name, [dataset], siglip.model_id)
