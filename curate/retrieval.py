@@ -77,12 +77,13 @@ def open_siglip(source: str | None = None, device: str = "cpu") -> Siglip:
     path = Path(source).expanduser()
     location = str(path.resolve()) if path.is_dir() else source
     try:
+        kind = SiglipConfig.get_config_dict(location)[0].get("model_type") or "non-transformers"
         config = SiglipConfig.from_pretrained(location)
     except (OSError, ValueError) as err:
         hint = "train one offline with `curate retrieve train DATASET --out DIR` and pass --model DIR"
         raise CurateError(f"cannot load SigLIP model {source!r} ({type(err).__name__}); {hint}") from None
-    if config.model_type != "siglip":
-        raise CurateError(f"{source} is a {config.model_type!r} checkpoint, not SigLIP; pass a SigLIP folder or hub id")
+    if kind != "siglip":
+        raise CurateError(f"{source} is a {kind} checkpoint, not SigLIP; pass a SigLIP folder or hub id")
     try:
         model = SiglipModel.from_pretrained(location).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(location)
