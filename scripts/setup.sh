@@ -38,7 +38,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing the project into .venv (first time: several minutes, about 2 GB of downloads)"
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
-  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v 'is ignored' || true
+  .venv/bin/python -m pip install -q -e '.[test,ray]' 2>&1 | grep -v 'is ignored' || true
   .venv/bin/python -c 'import curate, lerobot, metaworld, mujoco, torchcodec' || { echo "setup: error: the install did not complete; see the pip output above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
