@@ -328,7 +328,7 @@ def _ratios(value: str) -> dict[str, float]:
     try:
         return {name.strip(): float(weight) for name, weight in (part.split("=") for part in _split(value))}
     except ValueError:
-        raise CurateError(f"bad --ratios {value!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=1,different_task=1,reverse=1") from None
+        raise CurateError(f"bad --ratios {value!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=1,different_task=1,reverse=1,similar_task=1") from None
 
 
 @rm_app.command("train")
@@ -342,7 +342,7 @@ def rm_train(
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 3e-4,
     ablation: Annotated[str, typer.Option(help="Loss preset: none, progress-only (ReWiND-like) or preference-only.")] = "none",
-    ratios: Annotated[str, typer.Option(help="Rejected-trajectory strategy weights.")] = "rewind=1,suboptimal=1,different_task=1,reverse=1",
+    ratios: Annotated[str, typer.Option(help="Rejected-trajectory strategy weights.")] = "rewind=1,suboptimal=1,different_task=1,reverse=1,similar_task=1",
     camera: Annotated[list[str] | None, typer.Option(help="Camera keys to train on (default: every video key).")] = None,
     image_size: Annotated[int, typer.Option(help="Model input size in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per trajectory in a pair.")] = 8,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from curate.errors import CurateError
 
@@ -38,6 +39,15 @@ CREATE OR REPLACE VIEW episode_scores AS
            frame_index, frame_progress
     FROM scores;
 """
+
+
+SCORE_ARROW = pa.schema([
+    ("dataset", pa.string()), ("episode_index", pa.int32()), ("instruction", pa.string()), ("model", pa.string()),
+    ("run_id", pa.string()), ("task", pa.string()), ("length", pa.int32()), ("final_progress", pa.float64()),
+    ("mean_progress", pa.float64()), ("success_prob", pa.float64()), ("frame_index", pa.list_(pa.int32())),
+    ("frame_progress", pa.list_(pa.float64())), ("frame_success", pa.list_(pa.float64())),
+])  # the scores table's columns, in order
+FAILURE_ARROW = pa.schema([(n, pa.int32() if n == "episode_index" else pa.string()) for n in ("dataset", "episode_index", "instruction", "model", "run_id", "reason")])
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class FailureRow:
     model: str
     run_id: str
     reason: str
+
+
+def _same_key(table: str) -> str:
+    return " AND ".join(f"{table}.{c} = incoming.{c}" for c in ("dataset", "episode_index", "instruction", "model"))
 
 
 class Index:
@@ -168,52 +182,70 @@ class Index:
         return {(int(e), str(i)) for e, i in rows}
 
     def write(self, rows: Iterable[ScoreRow], failures: Iterable[FailureRow] = ()) -> None:
-        """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them."""
-        score_values = [
-            [r.dataset, r.episode_index, r.instruction, r.model, r.run_id, r.task, r.length, r.final_progress, r.mean_progress,
-             r.success_prob, list(r.frame_index), list(r.frame_progress), list(r.frame_success)]
-            for r in rows
-        ]
-        failure_values = [[f.dataset, f.episode_index, f.instruction, f.model, f.run_id, f.reason] for f in failures]
+        """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them. Rows travel as
+        one Arrow table (row-by-row inserts run at tens of rows per second)."""
+        scores = pa.Table.from_pylist([r.__dict__ for r in rows], schema=SCORE_ARROW)
+        failed = pa.Table.from_pylist([f.__dict__ for f in failures], schema=FAILURE_ARROW)
         self.db.execute("BEGIN TRANSACTION")
         try:
-            if score_values:
-                self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", score_values)
-                self.db.executemany(  # a retried episode that now scores is no longer a failure
-                    "DELETE FROM failures WHERE dataset = ? AND episode_index = ? AND instruction = ? AND model = ?",
-                    [v[:4] for v in score_values],
-                )
-            if failure_values:
-                self.db.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)", failure_values)
+            if scores.num_rows:
+                self._replace("scores", scores)
+                self.db.execute(f"DELETE FROM failures USING incoming WHERE {_same_key('failures')}")  # retried and now scored
+                self.db.unregister("incoming")
+            if failed.num_rows:
+                self._replace("failures", failed)
+                self.db.unregister("incoming")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
-    def scores(
-        self,
-        instruction: str | None = None,
-        datasets: Sequence[str] = (),
-        model: str | None = None,
-    ) -> pd.DataFrame:
-        """Scored episodes (with task and length), best final progress first."""
+    def _replace(self, table: str, rows: pa.Table) -> None:
+        """Delete the rows' keys, then insert (DuckDB's INSERT OR REPLACE is ~20x slower in bulk). Leaves `incoming`
+        registered for the caller."""
+        self.db.register("incoming", rows)
+        self.db.execute(f"DELETE FROM {table} USING incoming WHERE {_same_key(table)}")
+        self.db.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+
+    def _where(self, instruction: str | None, datasets: Sequence[str], model: str | None, own_task: bool) -> tuple[str, list]:
         where, params = [], []
         if instruction is not None:
             where.append("instruction = ?")
             params.append(instruction)
+        if own_task:
+            where.append("instruction = task")
         if datasets:
             where.append(f"dataset IN ({', '.join('?' * len(datasets))})")
             params += list(datasets)
         if model is not None:
             where.append("model = ?")
             params.append(model)
+        return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+    def scores(
+        self,
+        instruction: str | None = None,
+        datasets: Sequence[str] = (),
+        model: str | None = None,
+        own_task: bool = False,
+        limit: int | None = None,
+        worst_first: bool = False,
+    ) -> pd.DataFrame:
+        """Scored episodes (with task and length), best final progress first (or worst first); `own_task`: only rows
+        scored under the episode's own task; `limit`: only the first N (sorted and cut inside DuckDB)."""
+        where, params = self._where(instruction, datasets, model, own_task)
+        order = "final_progress DESC, success_prob DESC, dataset, episode_index"
+        if worst_first:
+            order = "final_progress ASC, success_prob ASC, dataset DESC, episode_index DESC"
         sql = (
             "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob, "
-            "frame_index, frame_progress FROM scores"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY final_progress DESC, success_prob DESC, dataset, episode_index"
+            f"frame_index, frame_progress FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         )
-        return self.db.execute(sql, params).fetchdf()
+        return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()
+
+    def count(self, instruction: str | None = None, datasets: Sequence[str] = (), model: str | None = None, own_task: bool = False) -> int:
+        where, params = self._where(instruction, datasets, model, own_task)
+        return int(self.db.execute(f"SELECT count(*) FROM scores{where}", params).fetchone()[0])
 
     def failures(self) -> pd.DataFrame:
         return self.db.execute("SELECT * FROM failures ORDER BY dataset, episode_index").fetchdf()

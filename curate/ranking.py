@@ -42,17 +42,22 @@ def ranked(
         model_id = choose_model(index, model)
         if instruction is not None and instruction not in index.instructions():
             raise CurateError(f"no scores under instruction {instruction!r}; score it with `curate score DATASET --instruction {instruction!r}`")
-        rows = index.scores(instruction, resolved, model_id)
-    if instruction is None:
-        rows = rows[rows["instruction"] == rows["task"]]  # each episode under its own task
-    rows = rows.reset_index(drop=True)
-    rows.insert(0, "rank", range(1, len(rows) + 1))
-    total = len(rows)
-    if top is not None or bottom is not None:
-        parts = ([rows.head(top)] if top else []) + ([rows.tail(bottom)] if bottom else [])
-        rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
-    return rows, model_id, total
-
+        where = {"instruction": instruction, "datasets": resolved, "model": model_id, "own_task": instruction is None}
+        if top is None and bottom is None:
+            rows = index.scores(**where)
+            total = len(rows)
+            rows.insert(0, "rank", range(1, total + 1))
+            return rows, model_id, total
+        total = index.count(**where)  # only the shown rows leave DuckDB: fast on millions of episodes
+        parts = []
+        if top:
+            best = index.scores(**where, limit=top)
+            parts.append(best.assign(rank=range(1, len(best) + 1)))
+        if bottom:
+            worst = index.scores(**where, limit=bottom, worst_first=True).iloc[::-1]
+            parts.append(worst.assign(rank=range(total - len(worst) + 1, total + 1)))
+    rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
+    return rows[["rank", *rows.columns.drop("rank")]], model_id, total
 
 def ranked_retrieval(index_path: Path, query: str, datasets: Sequence[str], model: str | None) -> tuple[pd.DataFrame, str]:
     """`curate retrieve` results for a query, most similar first, and the SigLIP model they came from."""

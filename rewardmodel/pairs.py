@@ -10,7 +10,8 @@ import torch
 from rewardmodel.errors import RewardModelError
 from rewardmodel.records import PairBatch, Trajectory
 
-STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse")
+STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse", "similar_task")
+SIMILAR_TASKS = 3  # similar_task draws from the instructions nearest to this one (MiniLM cosine)
 
 
 @dataclass
@@ -50,6 +51,18 @@ class PairSampler:
         if weights.sum() <= 0:
             raise RewardModelError("all pair strategy ratios are zero; give at least one a positive ratio")
         self.weights = weights / weights.sum()
+        self.similar = self._similar_instructions() if self.weights[STRATEGIES.index("similar_task")] > 0 else {}
+
+    def _similar_instructions(self) -> dict[str, list[str]]:
+        """Per instruction, the other instructions nearest in sentence-embedding space: hard negatives such as
+        "Open a drawer" vs "Open a door", which uniform other-task draws rarely show."""
+        from rewardmodel.text import shared_encoder
+
+        names = sorted(self.by_instruction)
+        vectors = shared_encoder().encode(names)
+        cosine = (vectors @ vectors.T).fill_diagonal_(-2.0)
+        nearest = cosine.argsort(dim=1, descending=True)[:, :SIMILAR_TASKS]
+        return {name: [names[j] for j in row.tolist() if j != i] for i, (name, row) in enumerate(zip(names, nearest, strict=True))}
 
     def _positions(self, start: int, end: int) -> np.ndarray:
         """num_frames cached positions linspace-sampled over [start, end]."""
@@ -102,8 +115,8 @@ class PairSampler:
             lo = int(self.rng.integers(0, max(n // 4, 1)))
             hi = int(self.rng.integers(max(3 * n // 4, lo + 1), n))
             return self._sample(other, self._positions(lo, hi), None, False)
-        if strategy == "different_task":
-            others = [i for i in self.by_instruction if i != trajectory.instruction]
+        if strategy in ("different_task", "similar_task"):
+            others = self.similar.get(trajectory.instruction, []) if strategy == "similar_task" else [i for i in self.by_instruction if i != trajectory.instruction]
             if not others:
                 return None
             group = self.by_instruction[others[int(self.rng.integers(len(others)))]]

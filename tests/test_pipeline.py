@@ -1,6 +1,7 @@
 """score -> index -> rank -> filter -> export on tiny datasets, with exact rows, resumption after SIGKILL and bad input."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def test_filter_exports_exactly_the_selection_bit_identical_and_relabelled(tiny_
     assert [(e["episode_index"], e["source_episode_index"]) for e in manifest["episodes"]] == [(0, 0), (1, 3)]
     assert manifest["model"] == "m@1" and manifest["filters"] == {"top-k": 2.0} and manifest["dropped"] == {"not in the top 2": 2}
     tool = str(Path(sys.executable).parent / "lerobot-edit-dataset")
-    info = subprocess.run([tool, "--repo_id", "local/best", "--root", str(out), "--operation.type", "info"], capture_output=True, text=True, timeout=120)
+    info = subprocess.run([tool, "--repo_id", "local/best", "--root", str(out), "--operation.type", "info"], capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # else it probes the hub
     assert info.returncode == 0, info.stderr
     assert "Total episode: 2" in info.stdout and "Total frame(Actual Count): 21(21)" in info.stdout
     again = runner.invoke(app, args)

@@ -80,7 +80,7 @@ def test_progress_targets_follow_robometer() -> None:
     assert progress_targets(np.array([2, 3, 4, 6, 9]), 2, 6).tolist() == [0.0, 0.25, 0.5, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("strategy", ["rewind", "suboptimal", "different_task", "reverse"])
+@pytest.mark.parametrize("strategy", ["rewind", "suboptimal", "different_task", "reverse", "similar_task"])
 def test_each_strategy_gives_its_targets(strategy: str) -> None:
     sampler = PairSampler(pool(), num_frames=4, ratios={strategy: 1.0}, seed=0)
     batch = sampler.batch(8)
@@ -97,10 +97,17 @@ def test_each_strategy_gives_its_targets(strategy: str) -> None:
             assert torch.all(rejected[1 : peak + 1] >= rejected[:peak]) and torch.all(rejected[peak + 1 :] <= rejected[peak:-1])
         if strategy == "reverse":
             assert torch.all(rejected[1:] <= rejected[:-1]) and rejected[0] == 1.0
-        if strategy == "different_task":
+        if strategy in ("different_task", "similar_task"):
             assert rejected.tolist() == [0.0] * 4 and bool(rejected_mask.all())
         if strategy == "suboptimal":
             assert not bool(rejected_mask.any())  # no progress supervision on suboptimal or failed runs
+
+
+def test_similar_task_negatives_come_from_the_nearest_instructions() -> None:
+    tasks = ["open the drawer", "open the door", "press the button", "pick up the puck", "turn the dial"]
+    sampler = PairSampler([trajectory(t, "successful", seed=i) for i, t in enumerate(tasks)], 4, {"similar_task": 1}, seed=0)
+    assert sampler.similar["open the drawer"][0] == "open the door" and sampler.similar["open the door"][0] == "open the drawer"
+    assert all(len(near) == 3 and name not in near for name, near in sampler.similar.items())
 
 
 def test_sampler_is_deterministic_and_needs_successes() -> None:
