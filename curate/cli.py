@@ -151,11 +151,14 @@ def score(
     frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced, last frame included).")] = 8,
     batch_size: Annotated[int, typer.Option(help="Episodes per batch.")] = 16,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray actors; pip install 'curate[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (default: start Ray here).")] = None,
+    workers: Annotated[int, typer.Option(help="Ray actors for --engine ray (one CPU, or one GPU with --device cuda, each).")] = 2,
 ) -> None:
     """Per-frame progress and success probability of every episode, under its own task and each --instruction."""
     from curate.scoring import ScoreConfig, prepare, score_dataset
 
-    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device)
+    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device, engine=engine, address=address, workers=workers)
     job = prepare(config)
     with progress_bar() as progress:
         bar = progress.add_task("scoring", total=None, rate="")
@@ -506,6 +509,42 @@ def compare(
     if json_path is not None:
         json_path.write_text(json.dumps({"tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
     console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
+
+
+@app.command("bench")
+@friendly
+def bench(
+    out: Annotated[Path, typer.Option(help="Folder for the synthetic benchmark datasets (kept and reused).")] = Path("data/bench"),
+    quick: Annotated[bool, typer.Option(help="Small sizes (a few minutes) instead of the full ones.")] = False,
+    model: Annotated[str | None, typer.Option(help="Reward model (default: the shipped one).")] = None,
+    size: Annotated[int, typer.Option(help="Camera resolution of the synthetic videos in pixels.")] = 224,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the summary numbers here.")] = None,
+) -> None:
+    """Measure scoring, the index, export, memory and training side by side with their floors and SigLIP-base."""
+    import json
+    import platform
+
+    from curate.bench import TARGETS, BenchConfig, run_bench
+
+    with err_console.status("benchmarking") as status:
+        results = run_bench(BenchConfig(out=out, quick=quick, model=model, size=size, threads=threads), say=lambda message: status.update(message))
+    for name, numbers in results["details"].items():
+        table = Table(title=name)
+        for key in numbers:
+            table.add_column(key, justify="right")
+        table.add_row(*(f"{v:,.4g}" if isinstance(v, float) else f"{v:,}" for v in numbers.values()))
+        console.print(table)
+    summary = Table(title=f"curate bench{' --quick' if quick else ''} ({size} px) on {platform.machine()}, {os.cpu_count()} CPUs, torch threads {results['torch_threads']}")
+    for column in ("measure", "value", "goal", "met"):
+        summary.add_column(column, justify="left" if column == "measure" else "right")
+    for key, value in results["summary"].items():
+        label, test, goal = TARGETS[key]
+        summary.add_row(f"{key}: {label}", f"{value:,.4g}", goal, "" if test is None else ("yes" if test(value) else "[red]no[/]"))
+    console.print(summary)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results["summary"], indent=2))
+        console.print(f"wrote {json_path}")
 
 
 def _terminate(signum: int, frame: object) -> None:

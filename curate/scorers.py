@@ -64,6 +64,8 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
     except RewardModelError as err:
         raise CurateError(str(err)) from None
     digest = provenance.file_sha256(path / "model.safetensors")
+    with torch.inference_mode():  # loads what the model loads lazily (its text encoder) now, not in the first batch
+        reward_model.predict(torch.zeros(1, 1, 8, 8, 3, dtype=torch.uint8), ["warm-up"])
 
     @torch.inference_mode()
     def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,9 @@ from curate.sampling import frame_indices
 from curate.scorers import Scorer, open_scorer
 
 
+ENGINES = ("local", "ray")
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """`curate score`: what to score, with which model, into which index."""
@@ -31,8 +34,15 @@ class ScoreConfig:
     frames: int = 8
     batch_size: int = 16
     device: str = "cpu"
+    engine: str = "local"  # local: this process (decoding overlapped in a thread); ray: Ray actors
+    address: str | None = None  # a Ray cluster to join (default: start a local one)
+    workers: int = 2  # Ray actors
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise CurateError(f"unknown --engine {self.engine!r}; valid: {', '.join(ENGINES)}")
+        if self.workers < 1:
+            raise CurateError(f"--workers must be at least 1, got {self.workers}")
         if not 1 <= self.frames <= 32:
             raise CurateError(f"--frames must be between 1 and 32, got {self.frames}")
         if self.batch_size < 1:
@@ -69,7 +79,7 @@ def dataset_fingerprint(root: Path) -> str:
 Decoded = tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[int, str]]
 
 
-def _decode(ds, episodes: list[EpisodeInfo], camera: str, frames: int) -> Decoded:
+def decode_batch(ds, episodes: list[EpisodeInfo], camera: str, frames: int) -> Decoded:
     """Decode a batch with one call per video file; if that fails, retry episode by episode to isolate the bad ones."""
     requests = [(e.episode_index, frame_indices(e.length, frames)) for e in episodes if e.length > 0]
     try:
@@ -134,20 +144,18 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
         index.start_run(run_id, dataset, scorer.model_id, camera, config.frames, list(config.instructions), provenance.code_version(), now)
         by_index = {e.episode_index: e for e in episodes}
         batches = [[by_index[i] for i in list(todo)[s : s + config.batch_size]] for s in range(0, len(todo), config.batch_size)]
+        if config.engine == "ray":
+            from curate.ray_engine import ray_results
+
+            results = ray_results(job, batches, todo, run_id)
+        else:
+            results = (batch_results(scorer, batch, decoded, todo, dataset, run_id) for batch, decoded in zip(batches, _prefetch(ds, batches, camera, config.frames), strict=True))
         finished = 0
-        for batch, (frames, failed) in zip(batches, _prefetch(ds, batches, camera, config.frames), strict=True):
-            failures = []
-            for episode in batch:
-                for instruction in todo[episode.episode_index]:
-                    reason = failed.get(episode.episode_index) or ("empty episode (0 frames)" if episode.length == 0 else None)
-                    if reason:
-                        failures.append(FailureRow(dataset, episode.episode_index, instruction, scorer.model_id, run_id, reason))
-            scorable = [e for e in batch if e.episode_index in frames]
-            rows = _score_rows(scorer, scorable, frames, todo, dataset, run_id)
+        for rows, failures in results:  # one writer, whichever engine scored
             index.write(rows, failures)
             summary.scored += len(rows)
             summary.failed += failures
-            finished += sum(len(todo[e.episode_index]) for e in batch)
+            finished += len(rows) + len(failures)
             if on_progress is not None:
                 on_progress(finished, total)
         index.finish_run(run_id, provenance.now())
@@ -157,26 +165,38 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
 def _prefetch(ds, batches: list[list[EpisodeInfo]], camera: str, frames: int) -> Iterator[Decoded]:
     """Decode batch i+1 in a thread while the model works on batch i."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_decode, ds, batches[0], camera, frames)
+        pending = pool.submit(decode_batch, ds, batches[0], camera, frames)
         for i in range(len(batches)):
             result = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(_decode, ds, batches[i + 1], camera, frames)
+                pending = pool.submit(decode_batch, ds, batches[i + 1], camera, frames)
             yield result
 
 
+def batch_results(scorer: Scorer, batch: Sequence[EpisodeInfo], decoded: Decoded, todo: dict[int, list[str]], dataset: str, run_id: str) -> tuple[list[ScoreRow], list[FailureRow]]:
+    """Index rows for one decoded batch: scores, and failures for episodes that could not be decoded or are empty."""
+    frames, failed = decoded
+    failures = []
+    for episode in batch:
+        reason = failed.get(episode.episode_index) or ("empty episode (0 frames)" if episode.length == 0 else None)
+        if reason:
+            failures += [FailureRow(dataset, episode.episode_index, i, scorer.model_id, run_id, reason) for i in todo[episode.episode_index]]
+    return _score_rows(scorer, [e for e in batch if e.episode_index in frames], frames, todo, dataset, run_id), failures
+
+
 def _score_rows(scorer: Scorer, episodes: Sequence[EpisodeInfo], frames: dict[int, tuple[np.ndarray, np.ndarray]], todo: dict[int, list[str]], dataset: str, run_id: str) -> list[ScoreRow]:
-    """Run the model on each instruction's episodes, grouped by frame count so each group is one tensor batch."""
-    groups: dict[tuple[int, str], list[EpisodeInfo]] = defaultdict(list)
+    """Run the model on every (episode, instruction) of the batch, grouped only by frame count so that each group is
+    one tensor batch (instructions differ per row)."""
+    groups: dict[int, list[tuple[EpisodeInfo, str]]] = defaultdict(list)
     for episode in episodes:
         for instruction in todo[episode.episode_index]:
-            groups[(len(frames[episode.episode_index][0]), instruction)].append(episode)
+            groups[len(frames[episode.episode_index][0])].append((episode, instruction))
     rows = []
-    for (_, instruction), members in groups.items():
-        video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in members]))
-        progress, success = scorer.score(video, [instruction] * len(members))
+    for members in groups.values():
+        video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e, _ in members]))
+        progress, success = scorer.score(video, [instruction for _, instruction in members])
         assert progress.shape == video.shape[:2] and success.shape == video.shape[:2], (progress.shape, video.shape)
-        for row, episode in enumerate(members):
+        for row, (episode, instruction) in enumerate(members):
             p = progress[row].double().clamp(0, 1).tolist()
             s = success[row].double().clamp(0, 1).tolist()
             rows.append(

@@ -1,0 +1,254 @@
+"""`curate bench`: the pipeline measured side by side with its physical floors (decoding the same frames, copying
+the same bytes) and with SigLIP-base, on synthetic LeRobot datasets written through the real writer."""
+
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curate import lerobot_io
+from curate.errors import CurateError
+from curate.index import Index, ScoreRow
+from curate.records import EpisodeData
+from curate.scoring import ScoreConfig, decode_batch, prepare, score_dataset
+
+TASKS = ("Open a drawer", "Press a button from the top", "Open a door with a revolving joint", "Reach a goal position")
+CAMERA = "observation.images.front"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """`curate bench`: sizes (`--quick` shrinks every one), where the synthetic data lives, which model."""
+
+    out: Path = Path("data/bench")
+    quick: bool = False
+    model: str | None = None
+    size: int = 224  # camera resolution of the synthetic videos (LeRobot datasets are commonly 224 to 480x640)
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.size <= 1024:
+            raise CurateError(f"--size must be between 32 and 1024 pixels, got {self.size}")
+
+    @property
+    def episodes(self) -> int:  # the small dataset; the large one has 10x
+        return 8 if self.quick else 24
+
+    @property
+    def length(self) -> int:
+        return 40 if self.quick else 60
+
+    @property
+    def index_rows(self) -> int:
+        return 100_000 if self.quick else 1_000_000
+
+    @property
+    def train_steps(self) -> int:
+        return 10 if self.quick else 60
+
+
+def synthetic_episode(episode: int, length: int, size: int) -> EpisodeData:
+    """A square sliding over a gradient (some texture for the video codec), with state, action and success labels."""
+    rng = np.random.default_rng(episode)
+    background = np.linspace(30, 200, size, dtype=np.float32)[None, :, None] * np.ones((size, 1, 3), np.float32)
+    frames = np.empty((length, size, size, 3), np.uint8)
+    for t in range(length):
+        image = background + rng.normal(0, 4, (size, size, 3))
+        x = int((size - size // 6) * t / max(length - 1, 1))
+        image[size // 3 : size // 2, x : x + size // 6] = (240, 60 + 40 * (episode % 4), 30)
+        frames[t] = image.clip(0, 255).astype(np.uint8)
+    success = np.zeros(length, bool)
+    if episode % 3:
+        success[int(length * (0.5 if episode % 3 == 1 else 0.8)) :] = True
+    arrays = {
+        "observation.state": rng.normal(size=(length, 39)).astype(np.float32),
+        "action": rng.uniform(-1, 1, (length, 4)).astype(np.float32),
+        "next.reward": np.linspace(0, 1, length, dtype=np.float32),
+        "next.success": success,
+        CAMERA: frames,
+    }
+    return EpisodeData(task=TASKS[episode % len(TASKS)], arrays=arrays)
+
+
+def bench_dataset(root: Path, episodes: int, length: int, size: int) -> Path:
+    """Written once through `lerobot_io.write_dataset` and reused while its spec matches."""
+    spec = {"episodes": episodes, "length": length, "size": size, "version": 1}
+    stamp = root.parent / f"{root.name}.json"
+    if root.exists() and stamp.exists() and json.loads(stamp.read_text()) == spec:
+        return root
+    lerobot_io.write_dataset(root, (synthetic_episode(e, length, size) for e in range(episodes)), fps=20, camera_keys=[CAMERA], overwrite=True)
+    stamp.write_text(json.dumps(spec))
+    return root
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def score_vs_decode(dataset: Path, model: str | None, work: Path) -> dict[str, float]:
+    """Episodes/s of `curate score` (fresh index) and of decoding the very same frames in the same batches, no model."""
+    config = ScoreConfig(dataset=str(dataset), index=work / "score.duckdb", model=model)
+    job = prepare(config)
+    batches = [job.episodes[s : s + config.batch_size] for s in range(0, len(job.episodes), config.batch_size)]
+    decode_all = lambda: [decode_batch(job.ds, b, job.camera, config.frames) for b in batches]  # noqa: E731
+    decode_all()  # warm the file cache and the decoder for both
+    decode_s = _timed(decode_all)
+    score_s = _timed(lambda: score_dataset(job))
+    n = len(job.episodes)
+    return {"episodes": n, "decode_eps_per_s": n / decode_s, "score_eps_per_s": n / score_s, "ratio": decode_s / score_s}
+
+
+def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, float]:
+    """Seconds per episode (8 frames) of the reward model vs SigLIP-base's image tower on the same decoded frames
+    (randomly initialised: a trained SigLIP-base costs the same)."""
+    from transformers import SiglipConfig, SiglipModel
+
+    from curate.scorers import open_scorer
+
+    ds = lerobot_io.open_dataset(dataset)
+    episodes = lerobot_io.list_episodes(ds)[:16]
+    frames, _ = decode_batch(ds, episodes, CAMERA, 8)
+    video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in episodes]))  # (16, 8, H, W, 3)
+    scorer = open_scorer(model)
+    instructions = [e.task for e in episodes]
+    scorer.score(video, instructions)  # warm-up
+    rm_s = min(_timed(lambda: scorer.score(video, instructions)) for _ in range(3)) / len(episodes)
+    siglip = SiglipModel(SiglipConfig()).eval()  # siglip-base-patch16-224 sizes
+    per_episode = torch.nn.functional.interpolate(video[0].permute(0, 3, 1, 2).float() / 127.5 - 1, size=(224, 224), mode="bilinear")
+    with torch.inference_mode():
+        siglip.get_image_features(pixel_values=per_episode[:2])  # warm-up
+        runs = 1 if quick else 3
+        siglip_s = min(_timed(lambda: siglip.get_image_features(pixel_values=per_episode)) for _ in range(runs))
+    return {"rm_s_per_episode": rm_s, "siglip_base_s_per_episode": siglip_s, "ratio": rm_s / siglip_s}
+
+
+def index_speed(rows: int, work: Path, batch: int = 50_000) -> dict[str, float]:
+    """Synthetic scores for `rows` episodes through the real writer (rows/s), then the rank query (`curate rank
+    --top 20`) and a filter selection (`--top-k 100`) over them (median ms of 5)."""
+    from curate.export import FilterConfig, select
+    from curate.filters import make_filter
+    from curate.ranking import ranked
+
+    path = work / "index.duckdb"
+    rng = np.random.default_rng(0)
+    frame_index = tuple(range(0, 100, 12))
+    write_s = 0.0
+    with Index(path) as index:
+        for start in range(0, rows, batch):
+            finals = rng.random(min(batch, rows - start))
+            block = [
+                ScoreRow("/bench/play", start + i, "Open a drawer", "bench@000000000000", "run", TASKS[(start + i) % 4], 100, float(f),
+                         float(f) / 2, float(f), frame_index, tuple(float(f) * j / 8 for j in range(1, 10)), (0.5,) * 9)
+                for i, f in enumerate(finals)
+            ]
+            write_s += _timed(lambda: index.write(block))  # noqa: B023 (called right away)
+    rank_ms = statistics.median(_timed(lambda: ranked(path, "Open a drawer", [], None, top=20)) for _ in range(5)) * 1000
+    config = FilterConfig(index=path, instruction="Open a drawer", filters=(make_filter("top-k", 100),), out=work / "unused")
+    filter_ms = statistics.median(_timed(lambda: select(config)) for _ in range(3)) * 1000
+    return {"rows": rows, "write_rows_per_s": rows / write_s, "rank_query_ms": rank_ms, "filter_select_ms": filter_ms}
+
+
+def export_vs_copy(dataset: Path, index: Path, work: Path) -> dict[str, float]:
+    """MB/s of `curate filter` exporting the best half vs a plain copy of the exported bytes."""
+    from curate.export import FilterConfig, export, select
+    from curate.filters import make_filter
+
+    config = FilterConfig(index=index, instruction=TASKS[0], filters=(make_filter("top-frac", 0.5),), out=work / "export")
+    selection = select(config)
+    export_s = _timed(lambda: export(config, selection))
+    megabytes = sum(f.stat().st_size for f in config.out.rglob("*") if f.is_file()) / 1e6
+    copy_s = _timed(lambda: shutil.copytree(config.out, work / "copy"))
+    return {"episodes": len(selection.kept), "megabytes": megabytes, "export_mb_per_s": megabytes / export_s, "copy_mb_per_s": megabytes / copy_s, "ratio": copy_s / export_s}
+
+
+def _peak_scoring_rss_mb(dataset: Path, model: str | None, index: Path) -> float:
+    """Peak resident memory of a fresh process that scores the dataset (what a user's `curate score` costs)."""
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from curate.scoring import ScoreConfig, prepare, score_dataset\n"
+        "model = sys.argv[3] or None\n"
+        "score_dataset(prepare(ScoreConfig(dataset=sys.argv[1], index=Path(sys.argv[2]), model=model)))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(dataset), str(index), model or ""], capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise CurateError(f"the memory probe failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def memory_growth(small: Path, large: Path, model: str | None, work: Path) -> dict[str, float]:
+    small_mb = _peak_scoring_rss_mb(small, model, work / "mem_small.duckdb")
+    large_mb = _peak_scoring_rss_mb(large, model, work / "mem_large.duckdb")
+    return {"small_episodes": len(lerobot_io.list_episodes(lerobot_io.open_dataset(small))), "small_peak_mb": small_mb,
+            "large_episodes": len(lerobot_io.list_episodes(lerobot_io.open_dataset(large))), "large_peak_mb": large_mb, "ratio": large_mb / small_mb}
+
+
+def train_speed(dataset: Path, steps: int, work: Path) -> dict[str, float]:
+    """Reward-model training pairs/s (compact backbone, batch 16, the shipped model's settings) after data loading."""
+    from curate.rm_data import load_trajectories
+    from rewardmodel.config import CurateRewardConfig
+    from rewardmodel.train import TrainConfig, train
+
+    trajectories = load_trajectories(dataset, 64)
+    _, history = train(trajectories, CurateRewardConfig(), TrainConfig(out=work / "rm", steps=steps, batch_size=16, warmup_steps=1))
+    return {"steps": steps, "samples_per_s": history[-1]["samples_per_s"]}
+
+
+TARGETS = {  # summary key: (what it is, its goal as a test or None, the goal in words)
+    "score_vs_decode": ("scoring vs decode-only floor (throughput ratio)", lambda v: v >= 0.8, ">= 0.8"),
+    "rm_vs_siglip_cost": ("reward model vs SigLIP-base per-episode cost", lambda v: v <= 0.25, "<= 0.25"),
+    "rank_query_ms_1m": ("rank query over the synthetic index (ms)", lambda v: v < 50, "< 50 ms"),
+    "write_rows_per_s": ("index write throughput (rows/s)", None, ""),
+    "export_vs_copy": ("export vs plain copy of the same bytes (throughput ratio)", None, ""),
+    "memory_growth_10x": ("peak memory, 10x the episodes (ratio)", lambda v: v <= 1.2, "flat (<= 1.2)"),
+    "train_samples_per_s": ("reward-model training (pairs/s)", None, ""),
+}
+
+
+def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: None) -> dict:
+    """Every measurement; returns {"summary": {key: number}, "details": {...}} (summary keys as in TARGETS)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    config.out.mkdir(parents=True, exist_ok=True)
+    say("writing the synthetic datasets")
+    small = bench_dataset(config.out / f"small_{config.episodes}x{config.length}_{config.size}px", config.episodes, config.length, config.size)
+    large = bench_dataset(config.out / f"large_{10 * config.episodes}x{config.length}_{config.size}px", 10 * config.episodes, config.length, config.size)
+    details: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(dir=config.out) as tmp:
+        work = Path(tmp)
+        say("scoring vs decoding")
+        details["score_vs_decode"] = score_vs_decode(large, config.model, work)
+        say("reward model vs SigLIP-base")
+        details["rm_vs_siglip"] = rm_vs_siglip(small, config.model, config.quick)
+        say(f"index: writing {config.index_rows:,} rows and querying them")
+        details["index"] = index_speed(config.index_rows, work)
+        say("export vs copy")
+        details["export_vs_copy"] = export_vs_copy(large, work / "score.duckdb", work)
+        say("peak memory of scoring 1x and 10x episodes")
+        details["memory"] = memory_growth(small, large, config.model, work)
+        say("reward-model training")
+        details["train"] = train_speed(small, config.train_steps, work)
+    summary = {
+        "score_vs_decode": details["score_vs_decode"]["ratio"],
+        "rm_vs_siglip_cost": details["rm_vs_siglip"]["ratio"],
+        "rank_query_ms_1m": details["index"]["rank_query_ms"],
+        "write_rows_per_s": details["index"]["write_rows_per_s"],
+        "export_vs_copy": details["export_vs_copy"]["ratio"],
+        "memory_growth_10x": details["memory"]["ratio"],
+        "train_samples_per_s": details["train"]["samples_per_s"],
+    }
+    return {"summary": summary, "details": details, "quick": config.quick, "size": config.size, "torch_threads": torch.get_num_threads(),
+            "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -1,0 +1,95 @@
+"""`curate score --engine ray`: batches of episodes are scored by Ray actors (CPU or GPU, local or on a cluster) and
+stream back, as they finish, to the single index writer in the driver."""
+
+from collections.abc import Iterator
+
+from curate.errors import CurateError
+from curate.index import FailureRow, ScoreRow
+from curate.records import EpisodeInfo
+
+IN_FLIGHT = 2  # batches queued per actor: one scoring, one waiting, so no actor idles between batches
+ACTOR_NAME = "curate-scorer-{}"
+
+
+class ScoringWorker:
+    """One Ray actor: opens the dataset and the model once, then decodes and scores the batches it is sent."""
+
+    def __init__(self, dataset: str, model: str | None, device: str, camera: str, frames: int, threads: int):
+        import torch
+
+        from curate import lerobot_io
+        from curate.scorers import open_scorer
+
+        if threads:
+            torch.set_num_threads(threads)  # one per CPU Ray gave this actor, so actors do not oversubscribe cores
+        self.ds = lerobot_io.open_dataset(dataset)
+        self.dataset = str(lerobot_io.dataset_root(self.ds))
+        self.scorer = open_scorer(model, device)
+        self.camera, self.frames = camera, frames
+
+    def score(self, batch: list[EpisodeInfo], todo: dict[int, list[str]], run_id: str) -> tuple[list[ScoreRow], list[FailureRow]]:
+        from curate.scoring import batch_results, decode_batch
+
+        return batch_results(self.scorer, batch, decode_batch(self.ds, batch, self.camera, self.frames), todo, self.dataset, run_id)
+
+
+def connect(address: str | None, workers: int) -> bool:
+    """Join the cluster at `address`, or start a local Ray with one CPU per worker. True when this call started it."""
+    try:
+        import ray
+    except ImportError:
+        raise CurateError("--engine ray needs Ray; install it with pip install 'curate[ray]'") from None
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        raise CurateError(f"cannot reach the Ray cluster at {address!r} ({str(err).splitlines()[0]}); check --address, or omit it to start Ray on this machine") from None
+    return True
+
+
+def ray_results(job, batches: list[list[EpisodeInfo]], todo: dict[int, list[str]], run_id: str) -> Iterator[tuple[list[ScoreRow], list[FailureRow]]]:
+    """Connect now (a bad address fails before any work), then yield (rows, failures) per batch as actors finish."""
+    started = connect(job.config.address, job.config.workers)
+    return _stream(job, batches, todo, run_id, started)
+
+
+def _stream(job, batches: list[list[EpisodeInfo]], todo: dict[int, list[str]], run_id: str, started: bool) -> Iterator[tuple[list[ScoreRow], list[FailureRow]]]:
+    import ray
+
+    config = job.config
+    gpu = config.device.startswith("cuda")
+    worker = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(ScoringWorker)
+    actors = [worker.options(name=ACTOR_NAME.format(i)).remote(str(job.root), config.model, "cuda" if gpu else "cpu", job.camera, config.frames, 0 if gpu else 1) for i in range(config.workers)]
+    queue = list(batches)
+    pending: dict = {}
+
+    def submit(actor) -> None:
+        batch = queue.pop(0)
+        pending[actor.score.remote(batch, {e.episode_index: todo[e.episode_index] for e in batch}, run_id)] = actor
+
+    try:
+        for actor in actors:
+            for _ in range(IN_FLIGHT):
+                if queue:
+                    submit(actor)
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            actor = pending.pop(ready)
+            try:
+                result = ray.get(ready)
+            except ray.exceptions.RayActorError as err:
+                raise CurateError(f"a Ray worker died while scoring ({type(err).__name__}); every finished batch is in the index: run the same command again to score the rest") from None
+            except ray.exceptions.RayTaskError as err:
+                raise CurateError(f"a Ray worker failed: {str(err.cause) if err.cause else str(err).splitlines()[0]}") from None
+            if queue:
+                submit(actor)
+            yield result
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
