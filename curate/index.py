@@ -1,8 +1,9 @@
 """The DuckDB index: schema with provenance, transactional writes of scored episodes, and the queries on them."""
 
+import contextlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,10 @@ SCORE_ARROW = pa.schema([
     ("frame_progress", pa.list_(pa.float64())), ("frame_success", pa.list_(pa.float64())),
 ])  # the scores table's columns, in order
 FAILURE_ARROW = pa.schema([(n, pa.int32() if n == "episode_index" else pa.string()) for n in ("dataset", "episode_index", "instruction", "model", "run_id", "reason")])
+RETRIEVAL_ARROW = pa.schema([
+    ("dataset", pa.string()), ("episode_index", pa.int32()), ("query", pa.string()), ("model", pa.string()),
+    ("run_id", pa.string()), ("task", pa.string()), ("length", pa.int32()), ("similarity", pa.float64()),
+])
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,9 @@ class FailureRow:
     reason: str
 
 
-def _same_key(table: str) -> str:
-    return " AND ".join(f"{table}.{c} = incoming.{c}" for c in ("dataset", "episode_index", "instruction", "model"))
+def _same_key(table: str, text: str = "instruction") -> str:
+    """Rows of `table` with the key of a row of `incoming`; `text` is the key's text column (instruction or query)."""
+    return " AND ".join(f"{table}.{c} = incoming.{c}" for c in ("dataset", "episode_index", text, "model"))
 
 
 class Index:
@@ -186,8 +192,7 @@ class Index:
         one Arrow table (row-by-row inserts run at tens of rows per second)."""
         scores = pa.Table.from_pylist([r.__dict__ for r in rows], schema=SCORE_ARROW)
         failed = pa.Table.from_pylist([f.__dict__ for f in failures], schema=FAILURE_ARROW)
-        self.db.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             if scores.num_rows:
                 self._replace("scores", scores)
                 self.db.execute(f"DELETE FROM failures USING incoming WHERE {_same_key('failures')}")  # retried and now scored
@@ -195,23 +200,31 @@ class Index:
             if failed.num_rows:
                 self._replace("failures", failed)
                 self.db.unregister("incoming")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
-    def _replace(self, table: str, rows: pa.Table) -> None:
+    def _replace(self, table: str, rows: pa.Table, text: str = "instruction") -> None:
         """Delete the rows' keys, then insert (DuckDB's INSERT OR REPLACE is ~20x slower in bulk). Leaves `incoming`
         registered for the caller."""
         self.db.register("incoming", rows)
-        self.db.execute(f"DELETE FROM {table} USING incoming WHERE {_same_key(table)}")
+        self.db.execute(f"DELETE FROM {table} USING incoming WHERE {_same_key(table, text)}")
         self.db.execute(f"INSERT INTO {table} SELECT * FROM incoming")
 
-    def _where(self, instruction: str | None, datasets: Sequence[str], model: str | None, own_task: bool) -> tuple[str, list]:
+    @staticmethod
+    def _where(text_column: str, text: str | None, datasets: Sequence[str], model: str | None, own_task: bool = False) -> tuple[str, list]:
+        """The WHERE clause and its parameters; `text_column` is `instruction` (scores) or `query` (retrievals)."""
         where, params = [], []
-        if instruction is not None:
-            where.append("instruction = ?")
-            params.append(instruction)
+        if text is not None:
+            where.append(f"{text_column} = ?")
+            params.append(text)
         if own_task:
             where.append("instruction = task")
         if datasets:
@@ -233,7 +246,7 @@ class Index:
     ) -> pd.DataFrame:
         """Scored episodes (with task and length), best final progress first (or worst first); `own_task`: only rows
         scored under the episode's own task; `limit`: only the first N (sorted and cut inside DuckDB)."""
-        where, params = self._where(instruction, datasets, model, own_task)
+        where, params = self._where("instruction", instruction, datasets, model, own_task)
         order = "final_progress DESC, success_prob DESC, dataset, episode_index"
         if worst_first:
             order = "final_progress ASC, success_prob ASC, dataset DESC, episode_index DESC"
@@ -244,7 +257,7 @@ class Index:
         return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()
 
     def count(self, instruction: str | None = None, datasets: Sequence[str] = (), model: str | None = None, own_task: bool = False) -> int:
-        where, params = self._where(instruction, datasets, model, own_task)
+        where, params = self._where("instruction", instruction, datasets, model, own_task)
         return int(self.db.execute(f"SELECT count(*) FROM scores{where}", params).fetchone()[0])
 
     def failures(self) -> pd.DataFrame:
@@ -259,26 +272,14 @@ class Index:
     # --- retrieval -----------------------------------------------------------------------------------------------
     def write_retrievals(self, rows: Iterable[RetrievalRow]) -> None:
         """Replace the query's rankings in one transaction."""
-        values = [[r.dataset, r.episode_index, r.query, r.model, r.run_id, r.task, r.length, r.similarity] for r in rows]
-        self.db.execute("BEGIN TRANSACTION")
-        try:
-            self.db.executemany("INSERT OR REPLACE INTO retrievals VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        with self._transaction():
+            self._replace("retrievals", pa.Table.from_pylist([r.__dict__ for r in rows], schema=RETRIEVAL_ARROW), "query")
+            self.db.unregister("incoming")
 
     def retrievals(self, query: str, datasets: Sequence[str] = (), model: str | None = None) -> pd.DataFrame:
         """Retrieved episodes for a query, most similar first."""
-        where, params = ["query = ?"], [query]
-        if datasets:
-            where.append(f"dataset IN ({', '.join('?' * len(datasets))})")
-            params += list(datasets)
-        if model is not None:
-            where.append("model = ?")
-            params.append(model)
-        sql = ("SELECT dataset, episode_index, query, model, task, length, similarity FROM retrievals WHERE "
-               + " AND ".join(where) + " ORDER BY similarity DESC, dataset, episode_index")
+        where, params = self._where("query", query, datasets, model)
+        sql = f"SELECT dataset, episode_index, query, model, task, length, similarity FROM retrievals{where} ORDER BY similarity DESC, dataset, episode_index"
         return self.db.execute(sql, params).fetchdf()
 
     def retrieval_models(self, query: str) -> list[str]:
