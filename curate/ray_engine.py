@@ -1,6 +1,7 @@
 """`curate score --engine ray`: batches of episodes are scored by Ray actors (CPU or GPU, local or on a cluster) and
 stream back, as they finish, to the single index writer in the driver."""
 
+import socket
 from collections.abc import Iterator
 
 from curate.errors import CurateError
@@ -35,10 +36,8 @@ class ScoringWorker:
 
 def connect(address: str | None, workers: int) -> bool:
     """Join the cluster at `address`, or start a local Ray with one CPU per worker. True when this call started it."""
-    try:
-        import ray
-    except ImportError:
-        raise CurateError("--engine ray needs Ray; install it with pip install 'curate[ray]'") from None
+    import ray
+
     if ray.is_initialized():
         return False
     try:
@@ -51,8 +50,35 @@ def connect(address: str | None, workers: int) -> bool:
     return True
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame
+
+
+def check(address: str | None, timeout: float = 5.0) -> None:
+    """Before any work: Ray is installed, and `address` answers. ray.init waits for minutes on an address that does
+    not; Ray's head (GCS, or the ray:// client server) speaks gRPC, so a server there answers the HTTP/2 preface with
+    a SETTINGS frame, and anything else fails here in seconds."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise CurateError("--engine ray needs Ray; install it with pip install 'curate[ray]'") from None
+    if address is None or address == "auto":
+        return  # Ray looks up the cluster started on this machine, and says so itself when there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise CurateError(f"--address {address!r} is not host:port (or ray://host:port, or auto); e.g. --address 10.0.0.5:6379")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.sendall(HTTP2_PREFACE)
+            reply = conn.recv(9)  # a frame header: length (3 bytes), type (1 byte: 4 is SETTINGS), ...
+        problem = None if len(reply) >= 4 and reply[3] == 4 else "no Ray (gRPC) server answered there"
+    except OSError as err:
+        problem = err.strerror or type(err).__name__
+    if problem:
+        raise CurateError(f"cannot reach the Ray cluster at {address!r} ({problem}); check --address and that the head node is up, or omit --address to start Ray on this machine")
+
+
 def ray_results(job, batches: list[list[EpisodeInfo]], todo: dict[int, list[str]], run_id: str) -> Iterator[tuple[list[ScoreRow], list[FailureRow]]]:
-    """Connect now (a bad address fails before any work), then yield (rows, failures) per batch as actors finish."""
+    """Connect now, then yield (rows, failures) per batch as actors finish."""
     started = connect(job.config.address, job.config.workers)
     return _stream(job, batches, todo, run_id, started)
 

@@ -109,6 +109,10 @@ class ScoringJob:
 
 
 def prepare(config: ScoreConfig) -> ScoringJob:
+    if config.engine == "ray":
+        from curate import ray_engine
+
+        ray_engine.check(config.address)
     ds = lerobot_io.open_dataset(config.dataset)
     camera = lerobot_io.resolve_camera(ds, config.camera)
     scorer = open_scorer(config.model, config.device)
