@@ -352,9 +352,12 @@ def rm_train(
     eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets."""
+    """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
+    Data-parallel: torchrun --nproc-per-node N -m curate.cli rm train ... (batch size is per process)."""
+    from rewardmodel import distributed
     from rewardmodel.config import ABLATIONS, CurateRewardConfig
     from rewardmodel.train import TrainConfig
 
@@ -368,7 +371,14 @@ def rm_train(
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads)
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CurateError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
+    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device)
+    if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
+        train_model(dataset, model_config, config, eval_dataset or (), camera)
+        return
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
         training = progress.add_task("training", total=steps, rate="", visible=False)

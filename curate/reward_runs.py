@@ -10,6 +10,7 @@ from curate.errors import CurateError
 from curate.outputs import atomic_folder
 from curate.plots import training_curves
 from curate.rm_data import load_trajectories
+from rewardmodel import distributed
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
@@ -40,10 +41,18 @@ def train_model(
     """Train on every (episode, camera) of `datasets` and save the checkpoint, a training log and a curves PNG to
     `config.out` (written beside it first, moved into place when complete)."""
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
-    eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets else None
+    main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
+    eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets and main else None
     try:
+        if not main:
+            model, history = train(trajectories, model_config, config)
+            distributed.weight_digests(model)
+            return model, history
         with atomic_folder(config.out.expanduser().resolve(), overwrite=True) as partial:
             model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
+            digests = distributed.weight_digests(model)
+            if len(set(digests)) > 1:
+                raise CurateError(f"the {len(digests)} torchrun ranks ended with different weights ({', '.join(d[:12] for d in digests)}); the checkpoint is not written")
             log = {
                 "datasets": [str(Path(d).resolve()) for d in datasets],
                 "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
@@ -52,12 +61,16 @@ def train_model(
                 "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
                 "code_version": provenance.code_version(),
                 "created": provenance.now(),
+                "world_size": distributed.world_size(),
+                "weight_digests": digests,  # SHA-256 of each rank's weights: equal when DDP kept them in step
                 "history": history,
             }
             (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
             training_curves(history, partial / "training_curves.png")
     except RewardModelError as err:
         raise CurateError(str(err)) from None
+    finally:
+        distributed.stop()
     return model, history
 
 

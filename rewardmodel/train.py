@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rewardmodel import distributed
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import evaluate
@@ -32,6 +33,7 @@ class TrainConfig:
     eval_every: int = 500
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -68,19 +70,23 @@ def train(
     eval_trajectories: list[Trajectory] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[CurateRewardModel, list[dict[str, float]]]:
-    # seeding
-    random.seed(config.seed)
-    np.random.seed(config.seed)
+    # seeding: the same initial weights everywhere, different pairs on each torchrun rank
+    device = distributed.device_for(config.device)
+    distributed.start(device)
+    data_seed = config.seed + 1000 * distributed.rank()
+    random.seed(data_seed)
+    np.random.seed(data_seed)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(data_seed)
     if config.threads:
         torch.set_num_threads(config.threads)
 
     # data
-    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, config.seed)
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed)
 
     # model
-    model = CurateRewardModel(model_config).train()
+    model = CurateRewardModel(model_config).to(device).train()
+    replicated = distributed.wrap(model, device)  # the model itself outside torchrun
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -93,7 +99,7 @@ def train(
     for step in range(1, config.steps + 1):
         batch = sampler.batch(config.batch_size)
         batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
-        loss, logs = model(batch)
+        loss, logs = replicated(batch)
         if not torch.isfinite(loss):
             raise RewardModelError(f"the loss became {loss.item()} at step {step} (batch strategies {sorted(set(batch.strategies))}, logs {logs}); lower --lr or check the data")
         optimizer.zero_grad(set_to_none=True)
@@ -101,7 +107,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        logs |= {"step": float(step), "lr": schedule.get_last_lr()[0], "samples_per_s": step * config.batch_size / (time.perf_counter() - started)}
+        logs |= {"step": float(step), "lr": schedule.get_last_lr()[0], "samples_per_s": step * config.batch_size * distributed.world_size() / (time.perf_counter() - started)}
 
         # evaluation
         if eval_trajectories and (step % config.eval_every == 0 or step == config.steps):
@@ -112,8 +118,9 @@ def train(
         if on_log is not None:
             on_log(step, logs)
 
-    # save
+    # save (one writer under torchrun)
     model.eval()
-    config.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(config.out)
+    if distributed.rank() == 0:
+        config.out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(config.out)
     return model, history

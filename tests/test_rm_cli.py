@@ -34,3 +34,31 @@ def test_rm_eval_rejects_a_missing_model_and_an_unknown_ablation(tiny_dataset: P
     assert result.exit_code == 2 and "is not a reward model checkpoint" in result.output
     result = CliRunner().invoke(app, ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "x"), "--ablation", "bogus"])
     assert result.exit_code == 2 and "unknown --ablation 'bogus'; valid: none, progress-only, preference-only" in result.output
+
+
+def test_rm_train_under_torchrun_keeps_both_ranks_in_step(tiny_dataset: Path, tmp_path: Path) -> None:
+    """2 processes, gloo on CPU: rank 0 writes one checkpoint; the two ranks end with identical weights; and they
+    trained on different pairs, so the result is not the single-process one."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    common = ["--dataset", str(tiny_dataset), "--steps", "3", "--batch-size", "2", "--image-size", "16", "--frames", "4", "--threads", "1"]
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "curate.cli", "rm", "train", *common, "--out", str(tmp_path / "ddp")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("saved ") == 1  # rank 0 only
+    log = json.loads((tmp_path / "ddp" / "training.json").read_text())
+    assert log["world_size"] == 2 and len(log["weight_digests"]) == 2 and len(set(log["weight_digests"])) == 1
+    assert [h["step"] for h in log["history"]] == [1.0, 2.0, 3.0]
+    assert not list(tmp_path.glob("ddp.*"))  # no partial folder left beside it
+
+    single = CliRunner().invoke(app, ["rm", "train", *common, "--out", str(tmp_path / "single")])
+    assert single.exit_code == 0, single.output
+    assert json.loads((tmp_path / "single" / "training.json").read_text())["world_size"] == 1
+    a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "single" / "model.safetensors")
+    assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
