@@ -35,26 +35,21 @@ class BenchConfig:
     model: str | None = None
     size: int = 224  # camera resolution of the synthetic videos (LeRobot datasets are commonly 224 to 480x640)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    # sizes; 0 takes the --quick or full default
+    episodes: int = 0  # in the small dataset; the large one has 10x
+    length: int = 0  # frames per episode
+    index_rows: int = 0
+    train_steps: int = 0
 
     def __post_init__(self) -> None:
         if not 32 <= self.size <= 1024:
             raise CurateError(f"--size must be between 32 and 1024 pixels, got {self.size}")
-
-    @property
-    def episodes(self) -> int:  # the small dataset; the large one has 10x
-        return 8 if self.quick else 24
-
-    @property
-    def length(self) -> int:
-        return 40 if self.quick else 60
-
-    @property
-    def index_rows(self) -> int:
-        return 100_000 if self.quick else 1_000_000
-
-    @property
-    def train_steps(self) -> int:
-        return 10 if self.quick else 60
+        defaults = {"episodes": (8, 24), "length": (40, 60), "index_rows": (100_000, 1_000_000), "train_steps": (10, 60)}
+        for name, (quick, full) in defaults.items():
+            if getattr(self, name) < 0:
+                raise CurateError(f"benchmark size {name} must be positive, got {getattr(self, name)}")
+            if not getattr(self, name):
+                object.__setattr__(self, name, quick if self.quick else full)
 
 
 def synthetic_episode(episode: int, length: int, size: int) -> EpisodeData:

@@ -529,6 +529,10 @@ def bench(
     model: Annotated[str | None, typer.Option(help="Reward model (default: the shipped one).")] = None,
     size: Annotated[int, typer.Option(help="Camera resolution of the synthetic videos in pixels.")] = 224,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
+    episodes: Annotated[int, typer.Option(help="Episodes in the small dataset, the large one has 10x (0: 8 with --quick, else 24).")] = 0,
+    length: Annotated[int, typer.Option(help="Frames per episode (0: 40 with --quick, else 60).")] = 0,
+    index_rows: Annotated[int, typer.Option(help="Scored episodes written to the index (0: 100,000 with --quick, else 1,000,000).")] = 0,
+    train_steps: Annotated[int, typer.Option(help="Reward-model training steps timed (0: 10 with --quick, else 60).")] = 0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the summary numbers here.")] = None,
 ) -> None:
     """Measure scoring, the index, export, memory and training side by side with their floors and SigLIP-base."""
@@ -538,7 +542,7 @@ def bench(
     from curate.bench import TARGETS, BenchConfig, run_bench
 
     with err_console.status("benchmarking") as status:
-        results = run_bench(BenchConfig(out=out, quick=quick, model=model, size=size, threads=threads), say=lambda message: status.update(message))
+        results = run_bench(BenchConfig(out, quick, model, size, threads, episodes, length, index_rows, train_steps), say=lambda message: status.update(message))
     for name, numbers in results["details"].items():
         table = Table(title=name)
         for key in numbers:
