@@ -1,8 +1,9 @@
-"""Reward alignment benchmark (issue: reward model targets): the shipped model, the progress-only ablation and a
-random scorer, side by side on freshly generated data for the three splits of DESIGN.md.
+"""Reward alignment benchmark (issue: reward model targets): the shipped model, the progress-only ablation, a
+SigLIP frame-instruction similarity baseline and a random scorer, side by side on freshly generated data for the
+three splits of DESIGN.md.
 
     python benchmarks/reward_alignment.py --model rewardmodel/checkpoints/default --ablation data/rm_progress_only \
-        --id data/rm_eval_id --heldout data/rm_eval_heldout --json docs/rewardmodel_benchmark.json
+        --siglip data/rm_siglip --id data/rm_eval_id --heldout data/rm_eval_heldout --json docs/reward_alignment.json
 """
 
 import json
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from curate.retrieval import Siglip, open_siglip
 from curate.reward_runs import open_model
 from curate.rm_data import load_trajectories
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
@@ -33,11 +35,27 @@ def random_scorer(seed: int):
     return score
 
 
+def siglip_scorer(siglip: Siglip):
+    """No training on progress: each frame's SigLIP match probability with the instruction, sigmoid(scale * cos +
+    bias) with the model's own scale and bias, is both its progress and its success probability."""
+    scale, bias = siglip.model.logit_scale.exp().item(), siglip.model.logit_bias.item()
+
+    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = frames.shape[:2]
+        images = torch.from_numpy(siglip.embed_images(frames.flatten(0, 1))).view(b, t, -1)
+        texts = torch.from_numpy(siglip.embed_texts(instructions))
+        match = torch.sigmoid(scale * torch.einsum("btd,bd->bt", images, texts) + bias)
+        return match, match
+
+    return score
+
+
 def main(
     model: Annotated[Path, typer.Option(help="The model to benchmark (the shipped default).")] = Path("rewardmodel/checkpoints/default"),
     ablation: Annotated[Path | None, typer.Option(help="The progress-only ablation, trained with the same command and --ablation progress-only.")] = None,
     id_dataset: Annotated[Path, typer.Option("--id", help="Train tasks, new seeds, with corner2 and an unseen camera.")] = Path("data/rm_eval_id"),
     heldout: Annotated[Path, typer.Option(help="Held-out tasks, new seeds.")] = Path("data/rm_eval_heldout"),
+    siglip: Annotated[str | None, typer.Option(help="A SigLIP folder or hub id for the similarity baseline (e.g. one from curate retrieve train).")] = None,
     unseen_camera: Annotated[str, typer.Option(help="The OOD-view camera key.")] = "unseen",
     frames: Annotated[int, typer.Option(help="Frames per episode.")] = 8,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
@@ -46,6 +64,7 @@ def main(
     models = {"shipped": open_model(model)}
     if ablation is not None:
         models["progress-only"] = open_model(ablation)
+    similarity = open_siglip(siglip) if siglip is not None else None
     splits = {"ID": (id_dataset, "corner2"), "OOD-view": (id_dataset, unseen_camera), "OOD-task": (heldout, "corner2")}
     results: dict[str, dict[str, dict[str, float]]] = {}
     for split, (dataset, camera) in splits.items():
@@ -56,13 +75,15 @@ def main(
             metrics = alignment_metrics(score_trajectories(reward_model.predict, trajectories, frames))
             metrics["preference_accuracy"] = preference_accuracy(reward_model, trajectories, frames)
             results[split][name] = metrics
+        if siglip is not None:
+            results[split]["siglip"] = alignment_metrics(score_trajectories(siglip_scorer(similarity), trajectories, frames)) | {"preference_accuracy": None}  # no preference head
         results[split]["random"] = alignment_metrics(score_trajectories(random_scorer(0), trajectories, frames)) | {"preference_accuracy": 0.5}
     table = Table(title=f"reward alignment, {frames} frames per episode")
     for column in ("split", "scorer", *COLUMNS, "episodes"):
         table.add_column(column, justify="left" if column in ("split", "scorer") else "right")
     for split, by_model in results.items():
         for name, metrics in by_model.items():
-            table.add_row(split, name, *(f"{metrics[c]:.3f}" for c in COLUMNS), str(int(metrics["episodes"])))
+            table.add_row(split, name, *("-" if metrics[c] is None else f"{metrics[c]:.3f}" for c in COLUMNS), str(int(metrics["episodes"])))
     console.print(table)
     if "progress-only" in models:
         for split in ("ID", "OOD-view"):
