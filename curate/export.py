@@ -59,7 +59,7 @@ def select(config: FilterConfig) -> Selection:
     if config.retrieval:
         rows, model = ranked_retrieval(config.index, config.instruction, wanted, config.model)
     else:
-        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model)
+        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model, frames=False)
         rows = rows.drop(columns="rank")
     datasets = sorted(rows["dataset"].unique())
     if len(datasets) > 1:

@@ -1,6 +1,6 @@
 """Filters: registered predicates over index rows that say why they drop a row; counted and shown by `curate filter`."""
 
-import math
+import numpy as np
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,18 +28,27 @@ def make_filter(name: str, value: float) -> "Filter":
 
 @dataclass(frozen=True)
 class Filter:
-    """`reasons(rows)`: per row, None to keep it or a short reason for dropping it. Rows arrive best first; `group`
-    holds the ranking group of each row (all one group, or its task with --per-task)."""
+    """`keep(rows, group)`: per row, whether it stays (a bool array); `reason` says why the others were dropped. Rows
+    arrive best first; `group` holds each row's ranking group (its task with --per-task), or is None: one group."""
 
     value: float
     name: ClassVar[str] = ""
 
-    def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
+    def keep(self, rows: pd.DataFrame, group: pd.Series | None) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def reason(self) -> str:
         raise NotImplementedError
 
 
-def _rank_in_group(rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-    return rows.groupby(group, sort=False).cumcount() + 1  # rows are sorted best first
+def _rank_in_group(group: pd.Series | None, n: int) -> np.ndarray:
+    """1-based rank of each row in its group (rows are sorted best first); group None: one group."""
+    return np.arange(1, n + 1) if group is None else group.groupby(group, sort=False).cumcount().to_numpy() + 1
+
+
+def _group_size(group: pd.Series | None, n: int) -> np.ndarray | int:
+    return n if group is None else group.groupby(group, sort=False).transform("size").to_numpy()
 
 
 @register_filter("top-k")
@@ -49,9 +58,12 @@ class TopK(Filter):
         if self.value < 1 or self.value != int(self.value):
             raise ValueError(f"--top-k must be a whole number >= 1, got {self.value:g}")
 
-    def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        keep = _rank_in_group(rows, group) <= self.value
-        return pd.Series([None if k else f"not in the top {int(self.value)}" for k in keep], index=rows.index, dtype=object)
+    def keep(self, rows: pd.DataFrame, group: pd.Series | None) -> np.ndarray:
+        return _rank_in_group(group, len(rows)) <= self.value
+
+    @property
+    def reason(self) -> str:
+        return f"not in the top {int(self.value)}"
 
 
 @register_filter("top-frac")
@@ -61,10 +73,12 @@ class TopFraction(Filter):
         if not 0 < self.value <= 1:
             raise ValueError(f"--top-frac must be in (0, 1], got {self.value:g}")
 
-    def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        size = group.groupby(group, sort=False).transform("size")
-        keep = _rank_in_group(rows, group) <= (size * self.value).apply(math.ceil)
-        return pd.Series([None if k else f"not in the top {self.value:.0%}" for k in keep], index=rows.index, dtype=object)
+    def keep(self, rows: pd.DataFrame, group: pd.Series | None) -> np.ndarray:
+        return _rank_in_group(group, len(rows)) <= np.ceil(_group_size(group, len(rows)) * self.value)
+
+    @property
+    def reason(self) -> str:
+        return f"not in the top {self.value:.0%}"
 
 
 @dataclass(frozen=True)
@@ -78,8 +92,12 @@ class Threshold(Filter):
         if not 0 <= self.value <= 1:
             raise ValueError(f"--{self.name} must be in [0, 1], got {self.value:g}")
 
-    def reasons(self, rows: pd.DataFrame, group: pd.Series) -> pd.Series:
-        return pd.Series([None if v >= self.value else f"{self.label} below {self.value:g}" for v in rows[self.column]], index=rows.index, dtype=object)
+    def keep(self, rows: pd.DataFrame, group: pd.Series | None) -> np.ndarray:
+        return rows[self.column].to_numpy() >= self.value
+
+    @property
+    def reason(self) -> str:
+        return f"{self.label} below {self.value:g}"
 
 
 @register_filter("min-progress")
@@ -99,9 +117,13 @@ class MinSuccess(Threshold):
 def apply_filters(rows: pd.DataFrame, filters: list[Filter], per_task: bool = False) -> pd.DataFrame:
     """`rows` (best first) with a `reason` column: None where every filter keeps the row, else the reason of the
     first filter that dropped it. Each filter sees only the rows the earlier ones kept."""
-    group = rows["task"] if per_task else pd.Series(0, index=rows.index)
-    reason = pd.Series([None] * len(rows), index=rows.index, dtype=object)
+    group = rows["task"] if per_task else None
+    reason = np.full(len(rows), None, dtype=object)
     for f in filters:
-        alive = reason.isna()
-        reason[alive] = f.reasons(rows[alive], group[alive])
+        alive = np.flatnonzero(pd.isna(reason))
+        if len(alive) == len(rows):
+            kept = f.keep(rows, group)
+        else:
+            kept = f.keep(rows.iloc[alive], None if group is None else group.iloc[alive])
+        reason[alive[~kept]] = f.reason
     return rows.assign(reason=reason)

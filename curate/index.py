@@ -243,16 +243,18 @@ class Index:
         own_task: bool = False,
         limit: int | None = None,
         worst_first: bool = False,
+        frames: bool = True,
     ) -> pd.DataFrame:
         """Scored episodes (with task and length), best final progress first (or worst first); `own_task`: only rows
-        scored under the episode's own task; `limit`: only the first N (sorted and cut inside DuckDB)."""
+        scored under the episode's own task; `limit`: only the first N (sorted and cut inside DuckDB); `frames`: with
+        the per-frame lists (the slow part of fetching a million rows)."""
         where, params = self._where("instruction", instruction, datasets, model, own_task)
         order = "final_progress DESC, success_prob DESC, dataset, episode_index"
         if worst_first:
             order = "final_progress ASC, success_prob ASC, dataset DESC, episode_index DESC"
         sql = (
-            "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob, "
-            f"frame_index, frame_progress FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
+            "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob"
+            + (", frame_index, frame_progress" if frames else "") + f" FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         )
         return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()
 
@@ -265,6 +267,9 @@ class Index:
 
     def models(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM scores ORDER BY model").fetchall()]
+
+    def has_instruction(self, instruction: str) -> bool:
+        return self.db.execute("SELECT 1 FROM scores WHERE instruction = ? LIMIT 1", [instruction]).fetchone() is not None
 
     def instructions(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT instruction FROM scores ORDER BY instruction").fetchall()]

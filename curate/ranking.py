@@ -34,27 +34,28 @@ def ranked(
     model: str | None,
     top: int | None = None,
     bottom: int | None = None,
+    frames: bool = True,
 ) -> tuple[pd.DataFrame, str, int]:
     """Rows best first with a 1-based `rank`, the model, and how many rows there were before `top`/`bottom` kept
-    the best/worst N (both: best then worst)."""
+    the best/worst N (both: best then worst); `frames`: with the per-frame lists."""
     resolved = [str(Path(d).expanduser().resolve()) for d in datasets]
     with Index(index_path, read_only=True) as index:
         model_id = choose_model(index, model)
-        if instruction is not None and instruction not in index.instructions():
+        if instruction is not None and not index.has_instruction(instruction):
             raise CurateError(f"no scores under instruction {instruction!r}; score it with `curate score DATASET --instruction {instruction!r}`")
         where = {"instruction": instruction, "datasets": resolved, "model": model_id, "own_task": instruction is None}
         if top is None and bottom is None:
-            rows = index.scores(**where)
+            rows = index.scores(**where, frames=frames)
             total = len(rows)
             rows.insert(0, "rank", range(1, total + 1))
             return rows, model_id, total
         total = index.count(**where)  # only the shown rows leave DuckDB: fast on millions of episodes
         parts = []
         if top:
-            best = index.scores(**where, limit=top)
+            best = index.scores(**where, limit=top, frames=frames)
             parts.append(best.assign(rank=range(1, len(best) + 1)))
         if bottom:
-            worst = index.scores(**where, limit=bottom, worst_first=True).iloc[::-1]
+            worst = index.scores(**where, limit=bottom, worst_first=True, frames=frames).iloc[::-1]
             parts.append(worst.assign(rank=range(total - len(worst) + 1, total + 1)))
     rows = pd.concat(parts).drop_duplicates("rank").reset_index(drop=True)
     return rows[["rank", *rows.columns.drop("rank")]], model_id, total
