@@ -1,6 +1,7 @@
 """`curate compare`: per target task, select K pool episodes by each method, train BC on each selection over several
 seeds, roll the policies out, and report success rates and selection precision side by side."""
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -146,12 +147,10 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
                 if not chosen:
                     raise CurateError(f"the pool has no episode for {method} to select for {target}; raise --pool-episodes")
                 precisions.append(precision(chosen, episodes, target))
-                mask = np.isin(columns["episode_index"], chosen)
                 say(f"{target}: {method}, seed {seed}: BC on {len(chosen)} episodes")
-                policy, _ = train_bc(columns["observation.state"][mask], columns["action"][mask], mean, std, BCConfig(steps=config.bc_steps, seed=seed))
-                result = evaluate_policy(policy.act, target, config.eval_episodes, seed=100_000 + 1000 * seed, steps=config.steps)
-                rates.append(result.success_rate)
-                errors += [f"seed {s}: {e}" for s, e in zip(result.seeds, result.errors, strict=True) if e]
+                run = _bc_run(config, columns, mean, std, target, chosen, seed)
+                rates.append(run["success_rate"])
+                errors += run["errors"]
             results["tasks"][target][method] = {
                 "success_mean": float(np.nanmean(rates)), "success_std": float(np.nanstd(rates)), "success_per_seed": rates,
                 "precision": float(np.mean(precisions)), "selected": len(chosen), "rollout_errors": errors,
@@ -159,6 +158,24 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
     (config.out / "results.json").write_text(json.dumps(results, indent=2))
     bar_chart(results, config.out / "compare.png")
     return results
+
+
+def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, target: str, chosen: list[int], seed: int) -> dict:
+    """Train BC on the chosen episodes and roll it out; kept in OUT/runs/ keyed by what decides the result (the
+    episodes, seed and settings), so an interrupted compare resumes and methods that chose alike share the run."""
+    key = {"target": target, "episodes": sorted(int(e) for e in chosen), "seed": seed, "bc_steps": config.bc_steps, "eval_episodes": config.eval_episodes, "steps": config.steps}
+    path = config.out / "runs" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    mask = np.isin(columns["episode_index"], chosen)
+    policy, _ = train_bc(columns["observation.state"][mask], columns["action"][mask], mean, std, BCConfig(steps=config.bc_steps, seed=seed))
+    result = evaluate_policy(policy.act, target, config.eval_episodes, seed=100_000 + 1000 * seed, steps=config.steps)
+    run = {"key": key, "success_rate": result.success_rate, "errors": [f"seed {s}: {e}" for s, e in zip(result.seeds, result.errors, strict=True) if e]}
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(run))
+    partial.replace(path)  # whole or absent
+    return run
 
 
 def bar_chart(results: dict, path: Path) -> Path:

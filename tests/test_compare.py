@@ -26,6 +26,14 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
     assert full["tasks"]["reach"]["siglip"]["selected"] == 2 and full["siglip"].startswith("siglip:siglip@")
     assert (out / "compare.faiss").is_dir()  # the frame vectors beside the compare index
 
+    # every BC run is kept (methods that chose the same episodes share one); a rerun trains nothing and agrees
+    runs = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    assert 2 <= len(runs) <= 10
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == runs
+    assert json.loads((tmp_path / "r.json").read_text())["tasks"] == results["tasks"]
+
 
 def test_compare_rejects_k_larger_than_the_pool(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["compare", "--tasks", "reach", "--out", str(tmp_path), "--k", "30", "--pool-episodes", "4"])
