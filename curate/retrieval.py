@@ -3,6 +3,7 @@ vectors in a faiss index beside the DuckDB index, and rank episodes by similarit
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -164,9 +165,14 @@ def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], No
                            num_hidden_layers=config.layers, num_attention_heads=heads),
     )
     model = SiglipModel(model_config).train()
+    with torch.no_grad():  # the SigLIP paper's start, t' = log 10 and b = -10: transformers starts at scale 1, bias 0,
+        model.logit_scale.fill_(math.log(10.0))  # from which 20 tasks' 1-in-20 positives collapsed every embedding
+        model.logit_bias.fill_(-10.0)
     siglip = Siglip(model, tokenizer, "", "", "cpu")
     tokens = siglip.tokens(instructions)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
+    temperature = [model.logit_scale, model.logit_bias]
+    weights = [p for p in model.parameters() if all(p is not t for t in temperature)]
+    optimizer = torch.optim.AdamW([{"params": weights}, {"params": temperature, "weight_decay": 0.0}], lr=config.lr, weight_decay=0.1)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.1)
     history = []
     for step in range(1, config.steps + 1):
