@@ -1,9 +1,9 @@
 """Filters: registered predicates over index rows that say why they drop a row; counted and shown by `curate filter`."""
 
-import numpy as np
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 FILTERS: dict[str, type["Filter"]] = {}

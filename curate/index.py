@@ -271,9 +271,6 @@ class Index:
     def has_instruction(self, instruction: str) -> bool:
         return self.db.execute("SELECT 1 FROM scores WHERE instruction = ? LIMIT 1", [instruction]).fetchone() is not None
 
-    def instructions(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT instruction FROM scores ORDER BY instruction").fetchall()]
-
     # --- retrieval -----------------------------------------------------------------------------------------------
     def write_retrievals(self, rows: Iterable[RetrievalRow]) -> None:
         """Replace the query's rankings in one transaction."""
