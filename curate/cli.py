@@ -371,10 +371,6 @@ def rm_train(
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CurateError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
     config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model_config, config, eval_dataset or (), camera)

@@ -40,6 +40,8 @@ class TrainConfig:
             raise RewardModelError(f"steps and batch size must be at least 1, got steps={self.steps} batch_size={self.batch_size}")
         if not 0 < self.lr < 1:
             raise RewardModelError(f"learning rate must be in (0, 1), got {self.lr}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise RewardModelError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
         unknown = set(self.ratios) - set(STRATEGIES)
         if unknown:
             raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
