@@ -110,6 +110,7 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
     (randomly initialised: a trained SigLIP-base costs the same)."""
     from transformers import SiglipConfig, SiglipModel
 
+    from curate.retrieval import Siglip
     from curate.scorers import open_scorer
 
     ds = lerobot_io.open_dataset(dataset)
@@ -120,12 +121,10 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
     instructions = [e.task for e in episodes]
     scorer.score(video, instructions)  # warm-up
     rm_s = min(_timed(lambda: scorer.score(video, instructions)) for _ in range(3)) / len(episodes)
-    siglip = SiglipModel(SiglipConfig()).eval()  # siglip-base-patch16-224 sizes
-    per_episode = torch.nn.functional.interpolate(video[0].permute(0, 3, 1, 2).float() / 127.5 - 1, size=(224, 224), mode="bilinear")
-    with torch.inference_mode():
-        siglip.get_image_features(pixel_values=per_episode[:2])  # warm-up
-        runs = 1 if quick else 3
-        siglip_s = min(_timed(lambda: siglip.get_image_features(pixel_values=per_episode)) for _ in range(runs))
+    # siglip-base-patch16-224 sizes, through the same resize, normalisation and embedding as `curate retrieve`
+    siglip = Siglip(SiglipModel(SiglipConfig()).eval(), tokenizer=None, model_id="siglip-base", source="", device="cpu")
+    siglip.embed_images(video[0, :2])  # warm-up
+    siglip_s = min(_timed(lambda: siglip.embed_images(video[0])) for _ in range(1 if quick else 3))
     return {"rm_s_per_episode": rm_s, "siglip_base_s_per_episode": siglip_s, "ratio": rm_s / siglip_s}
 
 
