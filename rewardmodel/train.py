@@ -48,21 +48,23 @@ class TrainConfig:
 
 
 def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per trajectory: a random shift of up to 1/8 of the image and brightness/contrast jitter (uint8 in, uint8 out).
-    Makes the model lean less on exact pixel positions, which change with the camera."""
+    """Per trajectory, so all its frames move together: a mirror image half the time, a rotation of up to 10 degrees,
+    a zoom of 0.85-1.15x, a shift of up to 1/8 of the image, and brightness, contrast and colour jitter (uint8 in,
+    uint8 out). Cameras differ in side, angle and distance; the model should follow the task, not one camera's pixels."""
     b, t, h, w, c = frames.shape
-    pad = max(h // 8, 1)
-    x = frames.permute(0, 1, 4, 2, 3).float()
-    padded = torch.nn.functional.pad(x.flatten(0, 1), (pad, pad, pad, pad), mode="replicate").view(b, t, c, h + 2 * pad, w + 2 * pad)
-    out = torch.empty_like(x)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    for i in range(b):  # per trajectory, so all its frames move together
-        out[i] = padded[i, :, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-    gain = 1 + 0.4 * (torch.rand(b, 1, 1, 1, 1, generator=generator) - 0.5)
-    bias = 40 * (torch.rand(b, 1, 1, 1, 1, generator=generator) - 0.5)
+    uniform = lambda low, high, *shape: low + (high - low) * torch.rand(b, *shape, generator=generator)  # noqa: E731
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    angle = uniform(-10, 10) * math.pi / 180
+    zoom = uniform(0.85, 1.15)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos * flip, -sin, uniform(-0.25, 0.25)], 1), torch.stack([sin * flip, cos, uniform(-0.25, 0.25)], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta.repeat_interleave(t, 0), [b * t, c, h, w], align_corners=False)
+    x = frames.flatten(0, 1).permute(0, 3, 1, 2).float()
+    out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).view(b, t, c, h, w)
+    gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.9, 1.1, 1, c, 1, 1)  # contrast, and colour per channel
+    bias = uniform(-20, 20, 1, 1, 1, 1)
     out = (out - 128) * gain + 128 + bias
-    return out.clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
 
 
 def train(
