@@ -16,7 +16,7 @@ from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import PairSampler, progress_targets
 from rewardmodel.records import Trajectory
-from rewardmodel.train import TrainConfig, train
+from rewardmodel.train import TrainConfig, augment, train
 
 TINY = dict(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
 
@@ -145,6 +145,16 @@ def test_alignment_metrics_on_known_scores() -> None:
     assert voc(items) == pytest.approx((np.corrcoef([0.1, 0.4, 0.9], [0, 0.5, 1])[0, 1] + -1.0) / 2)
     # failures detected (max success < 0.5): only t1's; precision 1, recall 1/2
     assert failure_f1(items) == pytest.approx(2 / 3)
+
+
+def test_augmentation_moves_a_trajectory_as_one_and_each_differently() -> None:
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    frames = image.expand(6, 4, 16, 16, 3).contiguous()  # six trajectories of four identical frames
+    out = augment(frames, torch.Generator().manual_seed(0))
+    assert out.shape == frames.shape and out.dtype == torch.uint8
+    assert all(torch.equal(out[i, 0], out[i, j]) for i in range(6) for j in range(4))  # one transform per trajectory
+    assert len({out[i, 0].numpy().tobytes() for i in range(6)}) == 6  # a different one for each
+    assert torch.equal(out, augment(frames, torch.Generator().manual_seed(0)))  # reproducible from the seed
 
 
 def test_train_saves_a_checkpoint_that_loads_identically(tmp_path: Path) -> None:
