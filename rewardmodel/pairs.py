@@ -1,5 +1,6 @@
 """Training pairs in ROBOMETER's four strategies: chosen = a successful segment, rejected = rewind, a suboptimal or
-failed run of the same task, another task's video under this instruction, or the chosen video reversed."""
+failed run of the same task, another task's video under this instruction, or the chosen video reversed; and two of
+ours: another task's video from the nearest instructions, and a late success of the same task, both whole episodes."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import torch
 from rewardmodel.errors import RewardModelError
 from rewardmodel.records import PairBatch, Trajectory
 
-STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse", "similar_task")
+STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse", "similar_task", "late_success")
 SIMILAR_TASKS = 3  # similar_task draws from the instructions nearest to this one (MiniLM cosine)
 
 
@@ -92,6 +93,23 @@ class PairSampler:
             success_mask=np.ones(t, dtype=bool),
         )
 
+    def pair(self, strategy: str, trajectory: Trajectory) -> tuple[Sample, Sample] | None:
+        """(chosen, rejected) for `strategy`, or None when this trajectory's group cannot provide a rejected one."""
+        if strategy == "late_success":
+            # A run of the same task that succeeded late (suboptimal), against this one, both over the whole episode
+            # as they are scored: the only difference is how soon success came, so the rank and preference losses
+            # teach the model to score the slower run lower. Random windows would hide that difference.
+            late = self.by_instruction[trajectory.instruction]["suboptimal"]
+            if not late:
+                return None
+            other = late[int(self.rng.integers(len(late)))]
+            positions = self._positions(0, len(trajectory.frames) - 1)
+            chosen = self._sample(trajectory, positions, progress_targets(positions, 0, trajectory.first_success), True)
+            return chosen, self._sample(other, self._positions(0, len(other.frames) - 1), None, False)
+        chosen, start, end = self.chosen(trajectory)
+        rejected = self.rejected(strategy, trajectory, start, end)
+        return None if rejected is None else (chosen, rejected)
+
     def rejected(self, strategy: str, trajectory: Trajectory, start: int, end: int) -> Sample | None:
         """The rejected trajectory for `strategy`, or None when this trajectory's group cannot provide one."""
         first = trajectory.first_success
@@ -140,10 +158,10 @@ class PairSampler:
                 raise RewardModelError(f"the data cannot provide rejected trajectories for {', '.join(used)} (e.g. no second task, no failed runs, or too few frames); add data or change --ratios")
             trajectory = self.successful[int(self.rng.integers(len(self.successful)))]
             strategy = STRATEGIES[int(self.rng.choice(len(STRATEGIES), p=self.weights))]
-            chosen, start, end = self.chosen(trajectory)
-            rejected = self.rejected(strategy, trajectory, start, end)
-            if rejected is None:
+            pair = self.pair(strategy, trajectory)
+            if pair is None:
                 continue
+            chosen, rejected = pair
             a_is_better = bool(self.rng.random() < 0.5)
             a, b = (chosen, rejected) if a_is_better else (rejected, chosen)
             rows.append((a, b, trajectory.instruction, a_is_better, strategy))

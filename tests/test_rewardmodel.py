@@ -14,7 +14,7 @@ from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import two_hot
 from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, voc
 from rewardmodel.model import CurateRewardModel, load_model
-from rewardmodel.pairs import PairSampler, progress_targets
+from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
 from rewardmodel.records import Trajectory
 from rewardmodel.train import TrainConfig, augment, train
 
@@ -80,7 +80,7 @@ def test_progress_targets_follow_robometer() -> None:
     assert progress_targets(np.array([2, 3, 4, 6, 9]), 2, 6).tolist() == [0.0, 0.25, 0.5, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("strategy", ["rewind", "suboptimal", "different_task", "reverse", "similar_task"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_each_strategy_gives_its_targets(strategy: str) -> None:
     sampler = PairSampler(pool(), num_frames=4, ratios={strategy: 1.0}, seed=0)
     batch = sampler.batch(8)
@@ -99,8 +99,12 @@ def test_each_strategy_gives_its_targets(strategy: str) -> None:
             assert torch.all(rejected[1:] <= rejected[:-1]) and rejected[0] == 1.0
         if strategy in ("different_task", "similar_task"):
             assert rejected.tolist() == [0.0] * 4 and bool(rejected_mask.all())
-        if strategy == "suboptimal":
+        if strategy in ("suboptimal", "late_success"):
             assert not bool(rejected_mask.any())  # no progress supervision on suboptimal or failed runs
+        if strategy == "late_success":  # both whole episodes of the button task, the one with a suboptimal run
+            assert batch.instructions[i] == "press the button" and chosen.tolist() == [0.0, 1.0, 1.0, 1.0]  # frames 0, 4, 7, 11; success from 4
+            rejected_success = (batch.success_b if better else batch.success_a)[i]
+            assert rejected_success.tolist() == [0.0, 0.0, 0.0, 1.0]  # its own labels: success only at the end
 
 
 def test_similar_task_negatives_come_from_the_nearest_instructions() -> None:
