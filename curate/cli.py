@@ -345,7 +345,7 @@ def rm_train(
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 3e-4,
     ablation: Annotated[str, typer.Option(help="Loss preset: none, progress-only (ReWiND-like) or preference-only.")] = "none",
-    ratios: Annotated[str, typer.Option(help="Pair strategy weights STRATEGY=WEIGHT,... (default: every strategy 1; see docs/rewardmodel.md).")] = "",
+    ratios: Annotated[str, typer.Option(help="Pair strategy weights STRATEGY=WEIGHT,... (default: every strategy 1 but late_success 0; see docs/rewardmodel.md).")] = "",
     camera: Annotated[list[str] | None, typer.Option(help="Camera keys to train on (default: every video key).")] = None,
     image_size: Annotated[int, typer.Option(help="Model input size in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per trajectory in a pair.")] = 8,
@@ -359,7 +359,7 @@ def rm_train(
     Data-parallel: torchrun --nproc-per-node N -m curate.cli rm train ... (batch size is per process)."""
     from rewardmodel import distributed
     from rewardmodel.config import ABLATIONS, CurateRewardConfig
-    from rewardmodel.pairs import STRATEGIES
+    from rewardmodel.pairs import DEFAULT_RATIOS
     from rewardmodel.train import TrainConfig
 
     from curate.outputs import check_target
@@ -372,7 +372,7 @@ def rm_train(
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict.fromkeys(STRATEGIES, 1.0), eval_every=eval_every, seed=seed, threads=threads, device=device)
+    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model_config, config, eval_dataset or (), camera)
         return

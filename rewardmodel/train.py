@@ -15,7 +15,7 @@ from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import evaluate
 from rewardmodel.model import CurateRewardModel
-from rewardmodel.pairs import STRATEGIES, PairSampler
+from rewardmodel.pairs import DEFAULT_RATIOS, STRATEGIES, PairSampler
 from rewardmodel.records import PairBatch, Trajectory
 
 
@@ -29,7 +29,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    ratios: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 1.0))
+    ratios: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
     eval_every: int = 500
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
