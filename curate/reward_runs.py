@@ -40,6 +40,7 @@ def train_model(
 ) -> tuple[CurateRewardModel, list[dict[str, float]]]:
     """Train on every (episode, camera) of `datasets` and save the checkpoint, a training log and a curves PNG to
     `config.out` (written beside it first, moved into place when complete)."""
+    code_version = provenance.code_version()  # the code that trains, even if the checkout moves on meanwhile
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
     eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets and main else None
@@ -59,7 +60,7 @@ def train_model(
                 "cameras": list(cameras or []),
                 "trajectories": len(trajectories),
                 "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
-                "code_version": provenance.code_version(),
+                "code_version": code_version,
                 "created": provenance.now(),
                 "world_size": distributed.world_size(),
                 "weight_digests": digests,  # SHA-256 of each rank's weights: equal when DDP kept them in step
