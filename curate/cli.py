@@ -345,7 +345,7 @@ def rm_train(
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = 3e-4,
     ablation: Annotated[str, typer.Option(help="Loss preset: none, progress-only (ReWiND-like) or preference-only.")] = "none",
-    ratios: Annotated[str, typer.Option(help="Pair strategy weights STRATEGY=WEIGHT,... (default: every strategy 1 but late_success 0; see docs/rewardmodel.md).")] = "",
+    ratios: Annotated[str, typer.Option(help="Pair strategy weights STRATEGY=WEIGHT,... (default: every strategy 1; see docs/rewardmodel.md).")] = "",
     camera: Annotated[list[str] | None, typer.Option(help="Camera keys to train on (default: every video key).")] = None,
     image_size: Annotated[int, typer.Option(help="Model input size in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per trajectory in a pair.")] = 8,

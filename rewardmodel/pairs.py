@@ -12,8 +12,7 @@ from rewardmodel.errors import RewardModelError
 from rewardmodel.records import PairBatch, Trajectory
 
 STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse", "similar_task", "late_success")
-# late_success is opt-in (--ratios ...,late_success=1): no shipped model has been trained and measured with it yet.
-DEFAULT_RATIOS = {s: 0.0 if s == "late_success" else 1.0 for s in STRATEGIES}
+DEFAULT_RATIOS = dict.fromkeys(STRATEGIES, 1.0)  # equal ratios trained the shipped model (docs/rewardmodel.md)
 SIMILAR_TASKS = 3  # similar_task draws from the instructions nearest to this one (MiniLM cosine)
 
 
