@@ -10,10 +10,17 @@ from curate.index import Index
 
 
 def choose_model(index: Index, model: str | None) -> str:
-    """The model to rank by: the one given (must be in the index), or the only one there."""
+    """The model to rank by: the one given (must be in the index), else the only one there, else the shipped
+    default's scores (an index from before an upgrade also holds the previous default's)."""
     models = index.models()
     if not models:
         raise CurateError(f"index {index.path} holds no scores; run `curate score DATASET --index {index.path}` first")
+    if model is None and len(models) > 1:
+        from curate.scorers import shipped_model_id  # loads torch: only when it is needed
+
+        shipped = shipped_model_id()
+        if shipped in models:
+            return shipped
     return _one_of(index, models, model)
 
 

@@ -38,6 +38,16 @@ def _folder_type(path: Path) -> str | None:
         raise CurateError(f"{config} is not valid JSON; the checkpoint is corrupt") from None
 
 
+def model_id(name: str, digest: str) -> str:
+    """What the index calls a model with these weights: NAME@HASH12."""
+    return f"{name}@{digest[:12]}"
+
+
+def shipped_model_id() -> str:
+    """The index's name for the shipped default model."""
+    return model_id("default", provenance.file_sha256(DEFAULT_CHECKPOINT / "model.safetensors"))
+
+
 def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:
     """`None`/`default`: the shipped model; a folder: by its config's type; `lerobot:TYPE` or a hub id: lerobot's
     registry (needs the network for hub weights)."""
@@ -72,7 +82,7 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
         return reward_model.predict(frames, instructions)
 
     config = json.loads((path / "config.json").read_text())
-    return Scorer(f"{name}@{digest[:12]}", MODEL_TYPE, str(path.resolve()), digest, config, score)
+    return Scorer(model_id(name, digest), MODEL_TYPE, str(path.resolve()), digest, config, score)
 
 
 def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer:
@@ -105,4 +115,4 @@ def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer
     weights = Path(source) / "model.safetensors" if source and Path(source).is_dir() else None
     digest = provenance.file_sha256(weights) if weights and weights.is_file() else (source or kind or "")
     name = Path(source).name if source else kind
-    return Scorer(f"{name}@{digest[:12]}" if weights else f"{config.type}:{name}", f"lerobot:{config.type}", source or kind or "", digest, json.loads(json.dumps(config.__dict__, default=str)), score)
+    return Scorer(model_id(name, digest) if weights else f"{config.type}:{name}", f"lerobot:{config.type}", source or kind or "", digest, json.loads(json.dumps(config.__dict__, default=str)), score)

@@ -54,6 +54,24 @@ def test_score_fills_the_index_with_one_row_per_episode_and_instruction(tiny_dat
     assert [r["episode_index"] for r in order] == [r[1] for r in sorted((r for r in rows if r[2] == TINY_EPISODES[r[1]][0]), key=lambda r: -r[4])]
 
 
+def test_rank_without_model_takes_the_shipped_default_else_asks(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from curate.scorers import shipped_model_id
+
+    other = tmp_path / "other_rm"
+    shutil.copytree(tiny_model, other)
+    two, with_default = tmp_path / "two.duckdb", tmp_path / "default.duckdb"
+    for index, models in ((two, [tiny_model, other]), (with_default, [tiny_model, None])):
+        for model in models:
+            extra = [] if model is None else ["--model", str(model)]
+            result = runner.invoke(app, ["score", str(tiny_dataset), "--index", str(index), "--frames", "4", *extra])
+            assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["rank", "--index", str(two)])
+    assert result.exit_code == 2 and "holds scores of several models; pass --model" in result.output
+    ranked = runner.invoke(app, ["rank", "--index", str(with_default), "--format", "json"])
+    assert ranked.exit_code == 0, ranked.output
+    assert {r["model"] for r in json.loads(ranked.output)} == {shipped_model_id()}
+
+
 def test_a_lerobot_registry_model_scores_through_the_same_path(tiny_dataset: Path, tmp_path: Path) -> None:
     from tiny_reward_plugin.configuration_tiny import TinyBrightnessConfig
     from tiny_reward_plugin.modeling_tiny import TinyBrightnessRewardModel
