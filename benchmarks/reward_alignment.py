@@ -19,10 +19,10 @@ from rich.table import Table
 from curate.retrieval import Siglip, open_siglip
 from curate.reward_runs import open_model
 from curate.rm_data import load_trajectories
-from rewardmodel.evaluate import preference_accuracy, score_trajectories
+from rewardmodel.evaluate import instruction_auc, preference_accuracy, score_trajectories
 from rewardmodel.metrics import alignment_metrics
 
-COLUMNS = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "preference_accuracy")
+COLUMNS = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "preference_accuracy", "instruction_auc")
 
 
 def random_scorer(seed: int):
@@ -74,10 +74,12 @@ def main(
         for name, reward_model in models.items():
             metrics = alignment_metrics(score_trajectories(reward_model.predict, trajectories, frames))
             metrics["preference_accuracy"] = preference_accuracy(reward_model, trajectories, frames)
+            metrics["instruction_auc"] = instruction_auc(reward_model.predict, trajectories, frames)
             results[split][name] = metrics
         if siglip is not None:
-            results[split]["siglip"] = alignment_metrics(score_trajectories(siglip_scorer(similarity), trajectories, frames)) | {"preference_accuracy": None}  # no preference head
-        results[split]["random"] = alignment_metrics(score_trajectories(random_scorer(0), trajectories, frames)) | {"preference_accuracy": 0.5}
+            scorer = siglip_scorer(similarity)
+            results[split]["siglip"] = alignment_metrics(score_trajectories(scorer, trajectories, frames)) | {"preference_accuracy": None, "instruction_auc": instruction_auc(scorer, trajectories, frames)}  # no preference head
+        results[split]["random"] = alignment_metrics(score_trajectories(random_scorer(0), trajectories, frames)) | {"preference_accuracy": 0.5, "instruction_auc": instruction_auc(random_scorer(1), trajectories, frames)}
     table = Table(title=f"reward alignment, {frames} frames per episode")
     for column in ("split", "scorer", *COLUMNS, "episodes"):
         table.add_column(column, justify="left" if column in ("split", "scorer") else "right")

@@ -2,11 +2,12 @@
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from rewardmodel.metrics import ScoredTrajectory, alignment_metrics
+from rewardmodel.metrics import ScoredTrajectory, alignment_metrics, roc_auc
 from rewardmodel.pairs import progress_targets
 from rewardmodel.records import Trajectory
 
@@ -39,6 +40,24 @@ def score_trajectories(scorer: Scorer, trajectories: list[Trajectory], num_frame
                 truth = progress_targets(positions[i], 0, t.first_success) if t.quality == "successful" else None
                 results[i] = ScoredTrajectory(t.instruction, t.quality, progress[row].cpu().numpy(), success[row].cpu().numpy(), truth)
     return [results[i] for i in range(len(trajectories))]
+
+
+def instruction_auc(scorer: Scorer, trajectories: list[Trajectory], num_frames: int) -> float:
+    """Does an instruction pick out its own task? Every successful trajectory is scored under every task's
+    instruction; per instruction, the ROC AUC of final progress between its own task's successes and the other
+    tasks' successes; averaged over instructions. Ranking mixed play data under one instruction relies on it; the
+    other metrics only ever score a trajectory under its own instruction."""
+    successes = [t for t in trajectories if t.quality == "successful"]
+    tasks = sorted({t.instruction for t in successes})
+    if len(tasks) < 2:
+        return float("nan")
+    own_task = np.array([t.instruction for t in successes])
+    per_instruction = []
+    for instruction in tasks:
+        scored = score_trajectories(scorer, [replace(t, instruction=instruction) for t in successes], num_frames)
+        final = np.array([s.progress[-1] for s in scored])
+        per_instruction.append(roc_auc(final[own_task == instruction], final[own_task != instruction]))
+    return float(np.mean(per_instruction))
 
 
 @torch.inference_mode()

@@ -84,6 +84,12 @@ def failure_f1(scored: list[ScoredTrajectory], threshold: float = 0.5) -> float:
     return 0.0 if tp == 0 else 2 * precision * recall / (precision + recall)
 
 
+def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """How often a positive scores above a negative, ties counting half."""
+    p, n = np.asarray(positive, float)[:, None], np.asarray(negative, float)[None]
+    return float((p > n).mean() + 0.5 * (p == n).mean())
+
+
 def alignment_metrics(scored: list[ScoredTrajectory]) -> dict[str, float]:
     return {
         "voc": voc(scored),

@@ -12,7 +12,8 @@ from rewardmodel.backbones import layout_mask
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import two_hot
-from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, voc
+from rewardmodel.evaluate import instruction_auc
+from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, roc_auc, voc
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
 from rewardmodel.records import Trajectory
@@ -135,6 +136,36 @@ def scored(task: str, quality: str, final: float, peak_success: float, progress:
     values = np.array(progress or [0.0, final])
     truth = np.linspace(0, 1, len(values)) if quality == "successful" else None
     return ScoredTrajectory(task, quality, values, np.array([0.0, peak_success]), truth)
+
+
+def test_roc_auc_counts_ties_as_half() -> None:
+    assert roc_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert roc_auc([0.1], [0.9]) == 0.0
+    assert roc_auc([0.5, 0.9], [0.5, 0.1]) == pytest.approx((0.5 + 1 + 1 + 1) / 4)
+
+
+def test_instruction_auc_scores_every_success_under_every_instruction() -> None:
+    # each task's frames carry its own grey level; failures are left out of the metric
+    levels = {"open the drawer": 40, "open the door": 120, "press the button": 200}
+
+    def trajectory(task: str, quality: str = "successful") -> Trajectory:
+        frames = np.full((6, 8, 8, 3), levels[task], dtype=np.uint8)
+        return Trajectory(frames, np.arange(6), 6, task, np.array([0, 0, 0, 1, 1, 1] if quality == "successful" else [0] * 6, dtype=bool), quality)
+
+    trajectories = [trajectory(task) for task in levels for _ in range(2)] + [trajectory("open the door", "failure")]
+
+    def knows_the_task(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        match = torch.tensor([float(f.float().mean() == levels[i]) for f, i in zip(frames, instructions, strict=True)])
+        progress = (0.2 + 0.7 * match)[:, None].expand(frames.shape[:2])
+        return progress, progress
+
+    def ignores_it(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        progress = torch.full(frames.shape[:2], 0.9)
+        return progress, progress
+
+    assert instruction_auc(knows_the_task, trajectories, 4) == 1.0
+    assert instruction_auc(ignores_it, trajectories, 4) == 0.5
+    assert np.isnan(instruction_auc(knows_the_task, [trajectory("open the door")], 4))
 
 
 def test_alignment_metrics_on_known_scores() -> None:
