@@ -145,14 +145,15 @@ def test_roc_auc_counts_ties_as_half() -> None:
 
 
 def test_instruction_auc_scores_every_success_under_every_instruction() -> None:
-    # each task's frames carry its own grey level; failures are left out of the metric
+    # each task's frames carry its own grey level
     levels = {"open the drawer": 40, "open the door": 120, "press the button": 200}
 
-    def trajectory(task: str, quality: str = "successful") -> Trajectory:
-        frames = np.full((6, 8, 8, 3), levels[task], dtype=np.uint8)
+    def trajectory(task: str, quality: str = "successful", level: int | None = None) -> Trajectory:
+        frames = np.full((6, 8, 8, 3), levels[task] if level is None else level, dtype=np.uint8)
         return Trajectory(frames, np.arange(6), 6, task, np.array([0, 0, 0, 1, 1, 1] if quality == "successful" else [0] * 6, dtype=bool), quality)
 
-    trajectories = [trajectory(task) for task in levels for _ in range(2)] + [trajectory("open the door", "failure")]
+    # a failed door run that looks like a drawer: counted, it would pull both instructions' AUC below 1
+    trajectories = [trajectory(task) for task in levels for _ in range(2)] + [trajectory("open the door", "failure", levels["open the drawer"])]
 
     def knows_the_task(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         match = torch.tensor([float(f.float().mean() == levels[i]) for f, i in zip(frames, instructions, strict=True)])
