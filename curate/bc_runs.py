@@ -19,7 +19,7 @@ POLICY_WEIGHTS = "policy.safetensors"
 
 def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bool = False) -> tuple[BCPolicy, list[float]]:
     """Train on every frame of `dataset` (normalised with its own state stats) and save to `out`."""
-    check_target(out, overwrite)
+    check_target(out, overwrite, inputs=[dataset])
     ds = lerobot_io.open_dataset(dataset)
     columns = lerobot_io.read_columns(ds, [STATE, ACTION])
     mean, std = lerobot_io.feature_stats(ds, STATE)
@@ -32,7 +32,7 @@ def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bo
         "dataset": str(lerobot_io.dataset_root(ds)), "frames": int(len(columns[STATE])), "episodes": int(ds.meta.total_episodes),
         "final_loss": losses[-1], "code_version": provenance.code_version(), "created": provenance.now(),
     }
-    with atomic_folder(out, overwrite) as partial:
+    with atomic_folder(out, overwrite, inputs=[dataset]) as partial:
         partial.mkdir()
         save_model(policy, str(partial / POLICY_WEIGHTS))
         (partial / POLICY_CONFIG).write_text(json.dumps(meta, indent=2))

@@ -19,6 +19,7 @@ import torch
 from curate import lerobot_io
 from curate.errors import CurateError
 from curate.index import Index, ScoreRow
+from curate.outputs import workspace
 from curate.records import EpisodeData
 from curate.scoring import ScoreConfig, decode_batch, prepare, score_dataset
 
@@ -220,7 +221,7 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: 
     """Every measurement; returns {"summary": {key: number}, "details": {...}} (summary keys as in TARGETS)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    config.out.mkdir(parents=True, exist_ok=True)
+    workspace(config.out)
     say("writing the synthetic datasets")
     small = bench_dataset(config.out / f"small_{config.episodes}x{config.length}_{config.size}px", config.episodes, config.length, config.size)
     large = bench_dataset(config.out / f"large_{10 * config.episodes}x{config.length}_{config.size}px", 10 * config.episodes, config.length, config.size)

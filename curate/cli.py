@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from curate.errors import CurateError
+from curate.outputs import STAMP, check_target, write_file
 from curate.records import QUALITIES
 from policies.recipes import DEFAULT_RECIPES
 from rewardmodel.errors import RewardModelError
@@ -148,17 +149,18 @@ def score(
     model: Annotated[str | None, typer.Option(help="Reward model: a folder from `curate rm train`, `lerobot:TYPE`, a hub id; default: the shipped model.")] = None,
     instruction: Annotated[list[str] | None, typer.Option(help="Also score every episode against this instruction (repeatable).")] = None,
     camera: Annotated[str | None, typer.Option(help="Camera key (default: the dataset's first video key).")] = None,
-    frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced, last frame included).")] = 8,
+    frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced; always the last, and the first when 2 or more).")] = 8,
     batch_size: Annotated[int, typer.Option(help="Episodes per batch.")] = 16,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray actors; pip install 'curate[ray]').")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (default: start Ray here).")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors for --engine ray (one CPU, or one GPU with --device cuda, each).")] = 2,
+    rescore: Annotated[bool, typer.Option(help="Replace scores this index holds from another --camera or --frames.")] = False,
 ) -> None:
     """Per-frame progress and success probability of every episode, under its own task and each --instruction."""
     from curate.scoring import ScoreConfig, prepare, score_dataset
 
-    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device, engine=engine, address=address, workers=workers)
+    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device, engine=engine, address=address, workers=workers, rescore=rescore)
     job = prepare(config)
     with progress_bar() as progress:
         bar = progress.add_task("scoring", total=None, rate="")
@@ -170,7 +172,8 @@ def score(
         summary = score_dataset(job, on_progress)
     console.print(
         f"{summary.dataset} ({summary.camera}) with {summary.model}: scored {summary.scored}, "
-        f"already in the index {summary.skipped}, failed {len(summary.failed)} -> {index.resolve()}",
+        f"already in the index {summary.skipped}, failed {len(summary.failed)}"
+        + (f", of the scored {summary.rescored} replaced earlier settings" if summary.rescored else "") + f" -> {index.resolve()}",
         soft_wrap=True,
     )
     if summary.failed:
@@ -267,11 +270,10 @@ def retrieve_train(
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a small SigLIP from scratch (sigmoid loss, frames vs their episode's task) for offline retrieval."""
-    from curate.outputs import check_target
     from curate.retrieval import RetrieveTrainConfig, train_siglip
 
     config = RetrieveTrainConfig(datasets=tuple(dataset), out=out, steps=steps, batch_size=batch_size, lr=lr, image_size=image_size, camera=camera, seed=seed, overwrite=overwrite)
-    check_target(out, overwrite)
+    check_target(out, overwrite, inputs=dataset)
     with progress_bar() as progress:
         bar = progress.add_task("training SigLIP", total=steps, rate="")
         train_siglip(config, on_step=lambda step, loss: progress.update(bar, completed=step, rate=f"loss {loss:.3f}"))
@@ -362,12 +364,11 @@ def rm_train(
     from rewardmodel.pairs import DEFAULT_RATIOS
     from rewardmodel.train import TrainConfig
 
-    from curate.outputs import check_target
     from curate.reward_runs import train_model
 
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
-    check_target(out, overwrite)  # before decoding episodes for minutes
+    check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     try:
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
     except ValueError as err:
@@ -405,10 +406,11 @@ def rm_eval(
     import json
 
     from curate import lerobot_io
-    from curate.reward_runs import evaluate_by_task, open_model
+    from curate.reward_runs import check_frames, evaluate_by_task, open_model
     from curate.rm_data import load_trajectories
 
     reward_model = open_model(model)
+    check_frames(reward_model, frames)  # before decoding the dataset
     key = lerobot_io.resolve_camera(lerobot_io.open_dataset(dataset), camera)
     trajectories = load_trajectories(dataset, reward_model.config.image_size, [key], frame_stride=1)
     results = evaluate_by_task(reward_model, trajectories, frames)
@@ -514,7 +516,7 @@ def compare(
         table.add_row(task, *(f"{m['success_mean']:.2f}±{m['success_std']:.2f} (p {m['precision']:.2f})" for m in (by_method[x] for x in METHODS)))
     console.print(table)
     if json_path is not None:
-        json_path.write_text(json.dumps({"tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
+        write_file(json_path, json.dumps({"about": f"{STAMP}: curate compare", "tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
     console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
 
 
@@ -554,7 +556,7 @@ def bench(
         summary.add_row(f"{key}: {label}", f"{value:,.4g}", goal, "" if test is None else ("yes" if test(value) else "[red]no[/]"))
     console.print(summary)
     if json_path is not None:
-        json_path.write_text(json.dumps(results["summary"], indent=2))
+        write_file(json_path, json.dumps({"about": f"{STAMP}: curate bench", **results["summary"]}, indent=2))
         console.print(f"wrote {json_path}")
 
 

@@ -17,6 +17,7 @@ from curate import lerobot_io, provenance
 from curate.datagen import DatagenConfig, generate
 from curate.errors import CurateError
 from curate.index import Index
+from curate.outputs import workspace
 from curate.retrieval import RetrieveConfig, RetrieveTrainConfig, open_siglip, retrieve, train_siglip
 from curate.scoring import ScoreConfig, prepare, score_dataset
 from policies.bc import BCConfig, train_bc
@@ -118,7 +119,7 @@ def precision(selected: list[int], episodes: list, target: str) -> float:
 def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = None) -> dict:
     """Everything end to end; returns {"tasks": {TASK: {METHOD: {success_mean, success_std, precision, ...}}}}."""
     say = on_step or (lambda message: None)
-    config.out.mkdir(parents=True, exist_ok=True)
+    workspace(config.out, inputs=[config.model] if config.model and Path(config.model).exists() else [])
     say("generating the pool")
     pool = build_pool(config)
     index_path = config.out / "compare.duckdb"

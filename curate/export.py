@@ -10,6 +10,7 @@ from curate import lerobot_io, provenance
 from curate.errors import CurateError
 from curate.outputs import check_target
 from curate.filters import Filter, Threshold, apply_filters
+from curate.index import Index
 from curate.ranking import ranked, ranked_retrieval
 
 MANIFEST = "curate_selection.json"
@@ -36,7 +37,6 @@ class FilterConfig:
             raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success")
         if self.retrieval and any(isinstance(f, Threshold) for f in self.filters):
             raise CurateError("--min-progress and --min-success need reward-model scores; with --retrieval use --top-k or --top-frac")
-        check_target(self.out, self.overwrite)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,21 @@ def select(config: FilterConfig) -> Selection:
         raise CurateError(f"the index holds scores from {len(datasets)} datasets for this instruction; pass --dataset, one of: {', '.join(datasets)}")
     if rows.empty:
         raise CurateError(f"no scored episodes under {config.instruction!r}" + (f" in {config.dataset}" if config.dataset else ""))
+    check_target(config.out, config.overwrite, inputs=[config.index, datasets[0]])  # before anything is shown or read
+    _check_unchanged(config.index, datasets[0])
     return Selection(apply_filters(rows, list(config.filters), config.per_task), model, datasets[0])
+
+
+def _check_unchanged(index_path: Path, dataset: str) -> None:
+    """The dataset at the scored path is still the one that was scored (its metadata hash is the index's)."""
+    with Index(index_path, read_only=True) as index:
+        scored = index.fingerprint(dataset)
+    if scored is None:
+        return
+    if not (Path(dataset) / "meta" / "info.json").is_file():
+        raise CurateError(f"dataset {dataset} is gone; the index {index_path} scored it there: move it back or rescore it")
+    if lerobot_io.dataset_fingerprint(Path(dataset)) != scored:
+        raise CurateError(f"dataset {dataset} changed since it was scored into {index_path}; rescore it into a new --index before exporting")
 
 
 def export(config: FilterConfig, selection: Selection) -> Path:
@@ -102,5 +116,5 @@ def export(config: FilterConfig, selection: Selection) -> Path:
     }
     return lerobot_io.write_subset(
         source, order, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
-        extra_files={MANIFEST: lambda: manifest},
+        extra_files={MANIFEST: lambda: manifest}, inputs=[config.index],
     )

@@ -180,12 +180,14 @@ class Index:
         self.db.execute("UPDATE runs SET finished = ? WHERE run_id = ?", [finished, run_id])
 
     # --- scores ------------------------------------------------------------------------------------------------
-    def done(self, dataset: str, model: str) -> set[tuple[int, str]]:
-        """(episode, instruction) pairs already scored for this dataset and model (failed ones are retried)."""
+    def done(self, dataset: str, model: str) -> dict[tuple[int, str], tuple[str | None, int | None]]:
+        """(episode, instruction) pairs already scored for this dataset and model (failed ones are retried), each with
+        the camera and frame count its run used (None where no run recorded them)."""
         rows = self.db.execute(
-            "SELECT episode_index, instruction FROM scores WHERE dataset = ? AND model = ?", [dataset, model]
+            "SELECT s.episode_index, s.instruction, r.camera, r.frames FROM scores s LEFT JOIN runs r USING (run_id)"
+            " WHERE s.dataset = ? AND s.model = ?", [dataset, model]
         ).fetchall()
-        return {(int(e), str(i)) for e, i in rows}
+        return {(int(e), str(i)): (c, None if f is None else int(f)) for e, i, c, f in rows}
 
     def write(self, rows: Iterable[ScoreRow], failures: Iterable[FailureRow] = ()) -> None:
         """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them. Rows travel as

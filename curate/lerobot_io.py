@@ -1,5 +1,6 @@
 """The one module that touches lerobot's dataset API: open datasets, list episodes, decode frames, write datasets."""
 
+import hashlib
 import json
 import logging
 import shutil
@@ -32,6 +33,7 @@ def open_dataset(source: str | Path) -> LeRobotDataset:
             raise CurateError(f"{info_path} is unreadable ({err}); the dataset is corrupt") from err
         if not str(version).startswith("v3"):
             raise CurateError(f"{path} is a LeRobot {version} dataset; convert it to v3.0 with lerobot's convert_dataset_v21_to_v30 script")
+        _check_files(path.resolve(), json.loads(info_path.read_text()))
         try:
             return LeRobotDataset(f"local/{path.resolve().name}", root=path.resolve())
         except Exception as err:  # lerobot raises many types for a broken root
@@ -42,6 +44,39 @@ def open_dataset(source: str | Path) -> LeRobotDataset:
         except Exception as err:
             raise CurateError(f"{source} is not a local path and could not be loaded from the hub ({type(err).__name__}); give the dataset's local root") from err
     raise CurateError(f"dataset path {path} does not exist; give a LeRobot v3 dataset root (the folder with meta/info.json)")
+
+
+def _check_files(root: Path, info: dict) -> None:
+    """Every metadata and data file a local dataset needs is there: lerobot would go to the hub for a missing one."""
+    import pyarrow.parquet as pq
+
+    incomplete = "the dataset is incomplete: copy it again or regenerate it"
+    if not (root / "meta" / "tasks.parquet").is_file():
+        raise CurateError(f"{root / 'meta' / 'tasks.parquet'} is missing; {incomplete}")
+    episode_tables = sorted((root / "meta" / "episodes").rglob("*.parquet"))
+    if not episode_tables:
+        raise CurateError(f"{root / 'meta' / 'episodes'} holds no episode table; {incomplete}")
+    data_files = set()
+    for table in episode_tables:
+        try:
+            columns = pq.read_table(table, columns=["data/chunk_index", "data/file_index"]).to_pydict()
+        except Exception as err:  # pyarrow raises several types for a truncated or foreign file
+            raise CurateError(f"cannot read {table} ({type(err).__name__}); {incomplete}") from None
+        data_files |= set(zip(columns["data/chunk_index"], columns["data/file_index"], strict=True))
+    for chunk, file in sorted(data_files):
+        data = root / info.get("data_path", "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet").format(chunk_index=chunk, file_index=file)
+        if not data.is_file():
+            raise CurateError(f"data file {data} is missing; {incomplete}")
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """Hash of the dataset's metadata files (info, tasks, episode tables): changes when episodes change."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "meta").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def dataset_root(ds: LeRobotDataset) -> Path:
@@ -252,9 +287,10 @@ def write_subset(
     overwrite: bool = False,
     task: str | None = None,
     extra_files: dict[str, Callable[[], dict]] | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> Path:
     """Write the episodes `keep` of `ds` as a new LeRobot v3 dataset at `out` (renumbered from 0), atomically;
-    `task` relabels every exported episode with that task string.
+    `task` relabels every exported episode with that task string. `out` may not touch the source or other `inputs`.
 
     Uses lerobot's own dataset tools, so state and action values are copied bit-identically; the source is untouched.
     """
@@ -268,9 +304,7 @@ def write_subset(
     outside = sorted(i for i in keep_set if not 0 <= i < total)
     if outside:
         raise CurateError(f"episodes {outside} are not in the dataset (it has {total}); the index is out of date: rescore it")
-    if out == dataset_root(ds):
-        raise CurateError(f"output {out} is the source dataset; choose another folder (sources are never modified)")
-    with atomic_folder(out, overwrite) as partial:
+    with atomic_folder(out, overwrite, inputs=[dataset_root(ds), *inputs]) as partial:
         drop = [i for i in range(total) if i not in keep_set]
         if drop:
             logging.getLogger("lerobot").setLevel(logging.WARNING)

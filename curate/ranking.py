@@ -45,6 +45,9 @@ def ranked(
 ) -> tuple[pd.DataFrame, str, int]:
     """Rows best first with a 1-based `rank`, the model, and how many rows there were before `top`/`bottom` kept
     the best/worst N (both: best then worst); `frames`: with the per-frame lists."""
+    for flag, value in (("--top", top), ("--bottom", bottom)):
+        if value is not None and value < 1:
+            raise CurateError(f"{flag} must be at least 1, got {value}")
     resolved = [str(Path(d).expanduser().resolve()) for d in datasets]
     with Index(index_path, read_only=True) as index:
         model_id = choose_model(index, model)

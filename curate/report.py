@@ -17,6 +17,7 @@ from PIL import Image
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
+from curate.outputs import STAMP, check_apart, write_file
 from curate.ranking import ranked
 
 STYLE = """
@@ -96,6 +97,9 @@ def build_report(
     camera: str | None = None, show: int = 5,
 ) -> Path:
     """Write the HTML report for each instruction (or each episode's own task when none is given)."""
+    if show < 1:
+        raise CurateError(f"--show must be at least 1, got {show}")
+    check_apart(out, [index_path, *datasets])  # before minutes of work
     sections = []
     model_id = ""
     for instruction in list(instructions) or [None]:
@@ -124,14 +128,9 @@ def build_report(
             f"<th>final progress</th><th>mean progress</th><th>success prob</th></tr>{table_rows}</table></section>"
         )
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>curate report</title><style>{STYLE}</style>"
+        f"<!doctype html><!-- {STAMP} --><html><head><meta charset='utf-8'><title>curate report</title><style>{STYLE}</style>"
         f"<script>{SCRIPT}</script></head><body><h1>curate report</h1>"
         f"<p>index {html.escape(str(Path(index_path).resolve()))}, model {html.escape(model_id)}, made {provenance.now()} by curate {provenance.code_version()}</p>"
         f"{''.join(sections)}</body></html>"
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(page)
-    partial.replace(out)
-    return out
+    return write_file(out, page, inputs=[index_path, *datasets])

@@ -18,10 +18,9 @@ import torch.nn.functional as F
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
 from curate.index import Index, RetrievalRow
-from curate.outputs import atomic_folder
+from curate.outputs import atomic_folder, check_apart
 from curate.records import EpisodeInfo
 from curate.sampling import frame_indices
-from curate.scoring import dataset_fingerprint
 
 DEFAULT_SIGLIP = "google/siglip-base-patch16-224"  # the real default where the hub is reachable
 AGGREGATES = ("mean", "max")
@@ -194,7 +193,7 @@ def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], No
         history.append({"step": step, "loss": loss.item()})
         if on_step is not None:
             on_step(step, loss.item())
-    with atomic_folder(config.out.expanduser().resolve(), config.overwrite) as partial:
+    with atomic_folder(config.out, config.overwrite, inputs=config.datasets) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         log = {"datasets": [str(Path(d).resolve()) for d in config.datasets], "frames": len(frames), "instructions": instructions,
@@ -295,6 +294,7 @@ def retrieve(config: RetrieveConfig, siglip: Siglip | None = None, on_progress: 
     """Rank every episode for the query, write the ranking into the index's `retrievals` table, and return it
     (best first: dataset, episode_index, query, model, task, length, similarity)."""
     ds = lerobot_io.open_dataset(config.dataset)
+    check_apart(config.index, [lerobot_io.dataset_root(ds)])  # the index and its vectors are written beside it
     camera = lerobot_io.resolve_camera(ds, config.camera)
     episodes = lerobot_io.list_episodes(ds)
     if not episodes:
@@ -306,7 +306,7 @@ def retrieve(config: RetrieveConfig, siglip: Siglip | None = None, on_progress: 
     siglip = siglip or open_siglip(config.model, config.device)
     root = lerobot_io.dataset_root(ds)
     dataset = str(root)
-    fingerprint = dataset_fingerprint(root)
+    fingerprint = lerobot_io.dataset_fingerprint(root)
     store = build_store(siglip, ds, episodes, camera, config.frames, store_path(config.index, siglip.model_id, dataset, camera, config.frames), fingerprint, on_progress=on_progress)
     if config.query is not None:
         queries = siglip.embed_texts([config.query])

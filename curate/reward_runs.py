@@ -49,7 +49,7 @@ def train_model(
             model, history = train(trajectories, model_config, config)
             distributed.weight_digests(model)
             return model, history
-        with atomic_folder(config.out.expanduser().resolve(), overwrite=True) as partial:
+        with atomic_folder(config.out, overwrite=True, inputs=[*datasets, *eval_datasets]) as partial:
             model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
             digests = distributed.weight_digests(model)
             if len(set(digests)) > 1:
@@ -82,8 +82,14 @@ def open_model(source: str | Path | None, device: str = "cpu") -> CurateRewardMo
         raise CurateError(str(err)) from None
 
 
+def check_frames(model: CurateRewardModel, num_frames: int) -> None:
+    if not 1 <= num_frames <= model.config.max_frames:
+        raise CurateError(f"--frames must be between 1 and {model.config.max_frames} (the model's longest trajectory), got {num_frames}")
+
+
 def evaluate_by_task(model: CurateRewardModel, trajectories: list[Trajectory], num_frames: int) -> dict[str, dict[str, float]]:
     """Alignment metrics per task and over all (`"all"`), plus preference accuracy."""
+    check_frames(model, num_frames)
     scored = score_trajectories(model.predict, trajectories, num_frames)
     by_task: dict[str, list] = defaultdict(list)
     for s in scored:

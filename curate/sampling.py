@@ -1,4 +1,5 @@
-"""Which frames of an episode get scored: K evenly spaced frames, always including the first and the last."""
+"""Which frames of an episode get scored: K evenly spaced frames, always the last (where progress is judged) and,
+for K >= 2, the first."""
 
 import numpy as np
 

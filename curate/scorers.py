@@ -28,14 +28,25 @@ class Scorer:
     score: ScoreFn
 
 
-def _folder_type(path: Path) -> str | None:
+def _folder_type(path: Path) -> str:
+    """The reward-model type a checkpoint folder's config.json names; a clear error for anything else."""
     config = path / "config.json"
     if not config.is_file():
-        return None
+        raise CurateError(f"{path} is not a reward model folder (no config.json); pass a folder saved by `curate rm train`")
     try:
-        return json.loads(config.read_text()).get("type")
-    except json.JSONDecodeError:
+        content = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise CurateError(f"{config} is not valid JSON; the checkpoint is corrupt") from None
+    kind = content.get("type") if isinstance(content, dict) else None
+    if not isinstance(kind, str):
+        raise CurateError(f"{config} names no model \"type\"; pass a folder saved by `curate rm train` or a lerobot reward model")
+    if kind != MODEL_TYPE:
+        from lerobot.configs.rewards import RewardModelConfig
+
+        known = sorted(RewardModelConfig.get_known_choices())
+        if kind not in known:
+            raise CurateError(f"{path} holds a {kind!r} model, not a reward model; use a folder from `curate rm train` or one of lerobot's reward models ({', '.join(known)})")
+    return kind
 
 
 def model_id(name: str, digest: str) -> str:
@@ -56,8 +67,6 @@ def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:
     path = Path(model).expanduser()
     if path.is_dir():
         kind = _folder_type(path)
-        if kind is None:
-            raise CurateError(f"{path} is not a reward model folder (no config.json); pass a folder saved by `curate rm train`")
         if kind == MODEL_TYPE:
             return _curate_scorer(path, path.resolve().name, device)
         return _lerobot_scorer(kind, str(path.resolve()), device)
@@ -99,8 +108,8 @@ def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer
         else:
             config = make_reward_model_config(kind, device=device)
             reward_model = get_reward_model_class(config.type)(config)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        raise CurateError(f"cannot load reward model {source or kind!r} from lerobot's registry ({err}); check the type or path") from None
+    except Exception as err:  # draccus, safetensors and hub errors have many types
+        raise CurateError(f"cannot load reward model {source or kind!r} from lerobot's registry ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); check the type or path") from None
     reward_model.eval()
     image_key = getattr(config, "image_key", "observation.images")
     task_key = getattr(config, "task_key", "task")

@@ -1,6 +1,5 @@
 """`curate score`: every episode x instruction through a reward model into the index, batched, resumable."""
 
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,7 @@ import torch
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
 from curate.index import FailureRow, Index, ScoreRow
+from curate.outputs import check_apart
 from curate.records import EpisodeInfo
 from curate.sampling import frame_indices
 from curate.scorers import Scorer, open_scorer
@@ -37,6 +37,7 @@ class ScoreConfig:
     engine: str = "local"  # local: this process (decoding overlapped in a thread); ray: Ray actors
     address: str | None = None  # a Ray cluster to join (default: start a local one)
     workers: int = 2  # Ray actors
+    rescore: bool = False  # replace scores made with another camera or frame count
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -62,17 +63,8 @@ class ScoreSummary:
     camera: str
     scored: int = 0
     skipped: int = 0  # already in the index
+    rescored: int = 0  # replaced because they were made with another camera or frame count
     failed: list[FailureRow] = field(default_factory=list)
-
-
-def dataset_fingerprint(root: Path) -> str:
-    """Hash of the dataset's metadata files (info, tasks, episode tables): changes when episodes change."""
-    digest = hashlib.sha256()
-    for path in sorted((root / "meta").rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 # Per episode index: (frame indices, frames (K, H, W, 3) uint8); and per failed episode index, the reason.
@@ -103,9 +95,13 @@ class ScoringJob:
     config: ScoreConfig
     ds: object  # LeRobotDataset
     root: Path
+    fingerprint: str
     camera: str
     scorer: Scorer
     episodes: list[EpisodeInfo]
+    todo: dict[int, list[str]]  # per episode, the instructions to score
+    skipped: int  # already in the index with the same settings
+    rescored: int  # in the index with other settings, replaced (--rescore)
 
 
 def prepare(config: ScoreConfig) -> ScoringJob:
@@ -114,36 +110,64 @@ def prepare(config: ScoreConfig) -> ScoringJob:
 
         ray_engine.check(config.address)
     ds = lerobot_io.open_dataset(config.dataset)
+    root = lerobot_io.dataset_root(ds)
+    check_apart(config.index, [root])  # the index is written: never inside the dataset
     camera = lerobot_io.resolve_camera(ds, config.camera)
     scorer = open_scorer(config.model, config.device)
-    return ScoringJob(config, ds, lerobot_io.dataset_root(ds), camera, scorer, lerobot_io.list_episodes(ds))
+    episodes = lerobot_io.list_episodes(ds)
+    fingerprint = lerobot_io.dataset_fingerprint(root)
+    todo, skipped, rescored = _plan(config, str(root), fingerprint, camera, scorer.model_id, episodes)
+    return ScoringJob(config, ds, root, fingerprint, camera, scorer, episodes, todo, skipped, rescored)
+
+
+def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, model: str, episodes: list[EpisodeInfo]) -> tuple[dict[int, list[str]], int, int]:
+    """What the index lacks: (episode -> instructions to score, how many are there already, how many get replaced).
+    Scores from another camera or frame count are not "there": the run refuses unless --rescore replaces them."""
+    done: dict = {}
+    if Path(config.index).exists():
+        with Index(config.index, read_only=True) as index:
+            if index.fingerprint(dataset) not in (None, fingerprint):
+                raise CurateError(f"dataset {dataset} changed since it was scored into {index.path}; score it into a new --index (or delete the old one)")
+            done = index.done(dataset, model)
+    settings = (camera, config.frames)
+    todo: dict[int, list[str]] = {}
+    skipped = 0
+    other: dict[tuple[str | None, int | None], int] = defaultdict(int)  # scored before with other settings
+    for episode in episodes:
+        wanted = list(dict.fromkeys([episode.task, *config.instructions]))
+        missing = []
+        for instruction in wanted:
+            before = done.get((episode.episode_index, instruction))
+            if before is not None and before != settings:
+                other[before] += 1
+            if before is None or (before != settings and config.rescore):
+                missing.append(instruction)
+        skipped += len(wanted) - len(missing)
+        if missing:
+            todo[episode.episode_index] = missing
+    if other and not config.rescore:
+        old_camera, old_frames = max(other, key=other.__getitem__)  # the most common earlier settings
+        raise CurateError(
+            f"{sum(other.values())} of these scores are already in {Path(config.index).resolve()} from camera {old_camera} with {old_frames} frames, "
+            f"not {camera} with {config.frames}; pass --rescore to replace them, or score into another --index"
+        )
+    return todo, skipped, sum(other.values())
 
 
 def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
-    """Score every (episode, instruction) not yet in the index; `on_progress(done, total)` after each batch."""
-    config, ds, root, camera, scorer, episodes = job.config, job.ds, job.root, job.camera, job.scorer, job.episodes
-    dataset = str(root)
-    summary = ScoreSummary(dataset, scorer.model_id, camera)
-    fingerprint = dataset_fingerprint(root)
+    """Score every (episode, instruction) the job planned; `on_progress(done, total)` after each batch."""
+    config, ds, camera, scorer, episodes, todo = job.config, job.ds, job.camera, job.scorer, job.episodes, job.todo
+    dataset = str(job.root)
+    summary = ScoreSummary(dataset, scorer.model_id, camera, skipped=job.skipped, rescored=job.rescored)
+    total = sum(len(v) for v in todo.values())
+    if on_progress is not None:
+        on_progress(0, total)
+    if not todo:
+        return summary
     with Index(config.index) as index:
-        if index.fingerprint(dataset) not in (None, fingerprint):
-            raise CurateError(f"dataset {dataset} changed since it was scored into {index.path}; score it into a new --index (or delete the old one)")
-        done = index.done(dataset, scorer.model_id)
-        todo: dict[int, list[str]] = {}
-        for episode in episodes:
-            wanted = list(dict.fromkeys([episode.task, *config.instructions]))
-            missing = [i for i in wanted if (episode.episode_index, i) not in done]
-            summary.skipped += len(wanted) - len(missing)
-            if missing:
-                todo[episode.episode_index] = missing
-        total = sum(len(v) for v in todo.values())
-        if on_progress is not None:
-            on_progress(0, total)
-        if not todo:
-            return summary
         run_id = uuid.uuid4().hex
         now = provenance.now()
-        index.add_dataset(dataset, fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
+        index.add_dataset(dataset, job.fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
         index.add_model(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config, now)
         index.start_run(run_id, dataset, scorer.model_id, camera, config.frames, list(config.instructions), provenance.code_version(), now)
         by_index = {e.episode_index: e for e in episodes}

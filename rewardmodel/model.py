@@ -100,14 +100,18 @@ def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateR
         hint = " (the shipped default is made by `scripts/train_default_model.sh`)" if source is None else ""
         raise RewardModelError(f"{path} is not a reward model checkpoint (needs config.json and model.safetensors){hint}")
     try:
-        kind = json.loads(config_file.read_text()).get("type")
-    except json.JSONDecodeError as err:
+        content = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RewardModelError(f"{config_file} is not valid JSON ({err}); the checkpoint is corrupt") from err
+    kind = content.get("type") if isinstance(content, dict) else None
     if kind != MODEL_TYPE:
         raise RewardModelError(f"{path} holds a {kind!r} model, not {MODEL_TYPE!r}; pass a checkpoint saved by `curate rm train`")
     from lerobot.configs.rewards import RewardModelConfig
 
-    config = RewardModelConfig.from_pretrained(path)  # the base class resolves the registered type
+    try:
+        config = RewardModelConfig.from_pretrained(path)  # the base class resolves the registered type
+    except Exception as err:  # draccus reports unknown or mistyped fields with its own error types
+        raise RewardModelError(f"{config_file} does not parse as a {MODEL_TYPE} config ({type(err).__name__}); the checkpoint is from another version or corrupt") from None
     config.device = device
     model = CurateRewardModel(config)
     from safetensors.torch import load_model as load_safetensors

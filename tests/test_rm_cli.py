@@ -13,7 +13,7 @@ def test_rm_train_then_eval_by_task(tiny_dataset: Path, tmp_path: Path) -> None:
     args = ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "2", "--batch-size", "2", "--image-size", "16", "--frames", "4"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "training.json", "training_curves.png"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "training.json", "training_curves.png", ".curate_output.json"}
     log = json.loads((out / "training.json").read_text())
     assert log["trajectories"] == 8  # 4 episodes x 2 cameras
     assert [h["step"] for h in log["history"]] == [1.0, 2.0]
