@@ -76,15 +76,17 @@ def _split(value: str) -> tuple[str, ...]:
 @friendly
 def datagen_metaworld(
     out: Annotated[Path, typer.Option(help="Folder for the new LeRobot dataset (must not exist, unless --overwrite).")],
-    tasks: Annotated[str, typer.Option(help="Comma-separated MT50 tasks, or 'train' / 'heldout' (DESIGN.md's sets).")] = "drawer-open,pick-place",
+    tasks: Annotated[str, typer.Option(help="Comma-separated MT50 tasks, or 'train' / 'heldout' (the benchmark's sets, docs/design.md).")] = "drawer-open,pick-place",
     episodes_per_task: Annotated[int, typer.Option(help="Episodes per task.")] = 6,
     recipes: Annotated[str, typer.Option(help="Comma-separated recipes, cycled over each task's episodes: expert, gaussian:SIGMA, random-actions:FRACTION, stall:STEP, other-task, uniform.")] = ",".join(DEFAULT_RECIPES),
-    cameras: Annotated[str, typer.Option(help="Comma-separated cameras: MuJoCo names (corner2, topview, ...) or free cameras NAME:AZIMUTH:ELEVATION:DISTANCE.")] = "corner2,topview",
+    cameras: Annotated[str, typer.Option(help="Comma-separated cameras: MuJoCo names (corner2, topview, ...), free cameras NAME:AZIMUTH:ELEVATION:DISTANCE, or NAME:random (a new pose every episode).")] = "corner2,topview",
     size: Annotated[int, typer.Option(help="Image size in pixels (square).")] = 96,
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
     stride: Annotated[int, typer.Option(help="Keep and render every stride-th step (fps = 80 / stride).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same dataset.")] = 0,
     workers: Annotated[int, typer.Option(help="Rollout worker processes.")] = 1,
+    view_seed: Annotated[int, typer.Option(help="Seed of the NAME:random camera poses and scenes (0 for training data; evaluation views use another).")] = 0,
+    randomise_scene: Annotated[bool, typer.Option(help="Randomise lights and colours per episode.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Roll out MT50 tasks with scripted experts and degraded recipes into a LeRobot v3 play dataset."""
@@ -92,7 +94,8 @@ def datagen_metaworld(
 
     config = DatagenConfig(
         out=out, tasks=_split(tasks), episodes_per_task=episodes_per_task, recipes=_split(recipes),
-        cameras=_split(cameras), size=size, steps=steps, stride=stride, seed=seed, workers=workers, overwrite=overwrite,
+        cameras=_split(cameras), size=size, steps=steps, stride=stride, seed=seed, workers=workers, view_seed=view_seed,
+        randomise_scene=randomise_scene, overwrite=overwrite,
     )
     total = len(config.task_list) * config.episodes_per_task
     with progress_bar() as progress:

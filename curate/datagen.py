@@ -34,6 +34,8 @@ class DatagenConfig:
     stride: int = 2
     seed: int = 0
     workers: int = 1
+    view_seed: int = 0  # draws the poses of NAME:random cameras (training uses 0; evaluation views another seed)
+    randomise_scene: bool = False  # per-episode lights and colours
     overwrite: bool = False
     task_list: tuple[str, ...] = field(init=False, default=())
 
@@ -72,14 +74,19 @@ class DatagenConfig:
 
 
 def plan(config: DatagenConfig) -> list[RolloutSpec]:
-    """Every episode to roll out, in dataset order; each gets its own seed derived from (seed, task, episode)."""
+    """Every episode to roll out, in dataset order; each gets its own seed derived from (seed, task, episode), and
+    its random camera poses and scene from (view seed, seed, task, episode), so views never depend on the actions."""
     cameras = tuple(parse_camera(spec) for spec in config.cameras)
     specs = []
     for task_number, task in enumerate(config.task_list):
         for episode in range(config.episodes_per_task):
             seed = int(np.random.SeedSequence([config.seed, task_number, episode]).generate_state(1)[0])
+            views = np.random.default_rng([config.view_seed, config.seed, task_number, episode, 7])
+            posed = tuple(camera.draw(views) for camera in cameras)
+            scene = np.random.default_rng([config.view_seed, config.seed, task_number, episode, 8])
+            scene_seed = int(scene.integers(2**31)) if config.randomise_scene else None
             recipe = config.recipes[episode % len(config.recipes)]
-            specs.append(RolloutSpec(task, recipe, seed, cameras, config.size, config.steps, config.stride))
+            specs.append(RolloutSpec(task, recipe, seed, posed, config.size, config.steps, config.stride, scene_seed))
     return specs
 
 
@@ -105,7 +112,7 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
     records: list[dict] = []
 
     def episodes() -> Iterator[EpisodeData]:
-        for rollout in _rollouts(specs, config.workers):
+        for spec, rollout in zip(specs, _rollouts(specs, config.workers), strict=True):
             records.append(
                 {
                     "episode_index": len(records),
@@ -114,6 +121,8 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
                     "recipe": rollout.recipe,
                     "seed": rollout.seed,
                     "quality": quality_label(rollout.successes),
+                    "cameras": {c.name: asdict(c) | {"lookat": list(c.lookat)} for c in spec.cameras if not c.fixed},  # poses as drawn
+                    "scene_seed": spec.scene_seed,
                 }
             )
             if on_episode is not None:

@@ -21,13 +21,14 @@ class RolloutSpec:
     size: int = 96
     steps: int = 200
     stride: int = 2  # keep (and render) every stride-th step
+    scene_seed: int | None = None  # randomise lights and colours from this seed (None: MetaWorld's own scene)
 
 
 def run_rollout(spec: RolloutSpec) -> Rollout:
     """Roll out `spec` from a fresh seeded env; deterministic for a given spec."""
     task = check_task(spec.task)
     env = make_env(task)
-    renderer = FastRenderer(env, list(spec.cameras), spec.size)
+    renderer = FastRenderer(env, list(spec.cameras), spec.size, spec.scene_seed)
     rng = np.random.default_rng(spec.seed)
     recipe = make_recipe(spec.recipe, task, rng)
     images: dict[str, list[np.ndarray]] = {camera.name: [] for camera in spec.cameras}

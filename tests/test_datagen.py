@@ -49,6 +49,26 @@ def test_same_seed_same_episodes_and_new_seed_new_ones() -> None:
     assert np.array_equal(first.states, again.states) and np.array_equal(first.images["corner2"], again.images["corner2"])
 
 
+def test_random_cameras_and_scenes_vary_per_episode_and_follow_the_view_seed_only() -> None:
+    from policies.rollout import run_rollout
+
+    config = DatagenConfig(out=Path("x"), **SHORT | {"cameras": ("v0:random", "corner2"), "randomise_scene": True})
+    specs = plan(config)
+    poses = [s.cameras[0] for s in specs]
+    assert all(not p.random and p.fixed is None for p in poses) and poses[0] != poses[1]  # a new pose per episode
+    assert 0 <= poses[0].azimuth < 360 and -65 <= poses[0].elevation <= -15 and 35 <= poses[0].fovy <= 60
+    assert [s.cameras[1].fixed for s in specs] == ["corner2", "corner2"]  # fixed cameras stay fixed
+    assert plan(config) == specs  # reproducible
+    other_views = plan(DatagenConfig(out=Path("x"), **SHORT | {"cameras": ("v0:random", "corner2"), "randomise_scene": True, "view_seed": 1}))
+    assert [s.seed for s in other_views] == [s.seed for s in specs]  # the same episodes...
+    assert [s.cameras[0] for s in other_views] != poses and [s.scene_seed for s in other_views] != [s.scene_seed for s in specs]  # ...seen anew
+    plain = plan(DatagenConfig(out=Path("x"), **SHORT | {"cameras": ("v0:random", "corner2")}))
+    assert [s.cameras for s in plain] == [s.cameras for s in specs] and {s.scene_seed for s in plain} == {None}
+    recoloured, original = run_rollout(specs[0]), run_rollout(plain[0])
+    assert np.array_equal(recoloured.states, original.states)  # colours and lights only: the physics is the same
+    assert np.abs(recoloured.images["corner2"].astype(int) - original.images["corner2"]).mean() > 5
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -56,6 +76,8 @@ def test_same_seed_same_episodes_and_new_seed_new_ones() -> None:
         ({"episodes_per_task": 0}, "--episodes-per-task must be at least 1, got 0"),
         ({"recipes": ("noisy",)}, "unknown recipe 'noisy'; valid recipes: expert"),
         ({"cameras": ("corner9",)}, "unknown camera 'corner9'"),
+        ({"cameras": ("corner2:random",)}, "bad free camera 'corner2:random'"),
+        ({"cameras": ("v0:rand",)}, "bad free camera 'v0:rand'; write NAME:AZIMUTH:ELEVATION:DISTANCE"),
     ],
 )
 def test_bad_config_is_one_clear_error(overrides: dict, message: str) -> None:
