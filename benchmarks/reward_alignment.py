@@ -1,12 +1,17 @@
-"""Reward alignment benchmark (issue: reward model targets): the shipped model, the progress-only ablation, a
-SigLIP frame-instruction similarity baseline and a random scorer, side by side on freshly generated data for the
-three splits of DESIGN.md.
+"""Reward alignment and selection benchmark (docs/design.md's protocol): each recipe's models (one per training
+seed), a SigLIP frame-instruction similarity baseline and a random scorer, side by side on four splits; means and
+spreads over seeds.
 
-    python benchmarks/reward_alignment.py --model rewardmodel/checkpoints/default --ablation data/rm_progress_only \
-        --siglip data/rm_siglip --id data/rm_eval_id --heldout data/rm_eval_heldout --json docs/reward_alignment.json
+    python benchmarks/reward_alignment.py --recipe shipped=data/rm_s0,data/rm_s1,data/rm_s2 \
+        --recipe progress-only=data/rm_po_s0,data/rm_po_s1,data/rm_po_s2 --siglip data/rm_siglip \
+        --id data/rm_eval_id --view data/rm_eval_view --heldout data/rm_eval_heldout --json docs/reward_alignment.json
+
+Splits: ID (train tasks, new seeds, the training camera distribution), OOD-view (train tasks from views never
+trained on), OOD-task (held-out tasks), paraphrase (the ID episodes under held-out wordings of their instructions).
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -19,10 +24,11 @@ from rich.table import Table
 from curate.retrieval import Siglip, open_siglip
 from curate.reward_runs import open_model
 from curate.rm_data import load_trajectories
-from rewardmodel.evaluate import instruction_auc, preference_accuracy, score_trajectories
+from rewardmodel.evaluate import Selector, final_progress_selector, instruction_auc, preference_accuracy, score_trajectories, top_k_precision
 from rewardmodel.metrics import alignment_metrics
+from rewardmodel.paraphrases import HELDOUT
 
-COLUMNS = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "preference_accuracy", "instruction_auc")
+COLUMNS = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "preference_accuracy", "instruction_auc", "top5_precision")
 
 
 def random_scorer(seed: int):
@@ -50,47 +56,82 @@ def siglip_scorer(siglip: Siglip):
     return score
 
 
+def model_selector(model) -> Selector:
+    """curate rank's rule: final progress x match probability (final progress alone without a match head)."""
+
+    @torch.inference_mode()
+    def select(frames: torch.Tensor, instructions: list[str]) -> torch.Tensor:
+        progress, _, match = model.predict_all(frames, instructions)
+        return progress[:, -1] * (1.0 if match is None else match)
+
+    return select
+
+
+def metrics_for(scorer, selector: Selector, trajectories: list, frames: int, phrasings: dict | None, model=None) -> dict[str, float]:
+    scored = trajectories if phrasings is None else [replace(t, instruction=phrasings.get(t.instruction, (t.instruction,))[0]) for t in trajectories]
+    metrics = alignment_metrics(score_trajectories(scorer, scored, frames))
+    metrics["preference_accuracy"] = preference_accuracy(model, scored, frames) if model is not None else None
+    metrics["instruction_auc"] = instruction_auc(selector, trajectories, frames, phrasings)
+    metrics["top5_precision"] = top_k_precision(selector, trajectories, frames, 5, phrasings)
+    return metrics
+
+
+def summary(per_seed: list[dict]) -> dict:
+    """Per metric: mean, std (population, over seeds) and the seeds' values."""
+    out = {}
+    for key in per_seed[0]:
+        values = [m[key] for m in per_seed]
+        if any(v is None for v in values):
+            out[key] = None
+            continue
+        out[key] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values)), "seeds": [float(v) for v in values]}
+    return out
+
+
 def main(
-    model: Annotated[Path, typer.Option(help="The model to benchmark (the shipped default).")] = Path("rewardmodel/checkpoints/default"),
-    ablation: Annotated[Path | None, typer.Option(help="The progress-only ablation, trained with the same command and --ablation progress-only.")] = None,
-    id_dataset: Annotated[Path, typer.Option("--id", help="Train tasks, new seeds, with corner2 and an unseen camera.")] = Path("data/rm_eval_id"),
+    recipe: Annotated[list[str], typer.Option(help="NAME=DIR[,DIR...]: a recipe's models, one per training seed (repeatable).")],
+    id_dataset: Annotated[Path, typer.Option("--id", help="Train tasks, new seeds, the training view distribution.")] = Path("data/rm_eval_id"),
+    view: Annotated[Path, typer.Option(help="Train tasks from evaluation views, never trained on.")] = Path("data/rm_eval_view"),
     heldout: Annotated[Path, typer.Option(help="Held-out tasks, new seeds.")] = Path("data/rm_eval_heldout"),
     siglip: Annotated[str | None, typer.Option(help="A SigLIP folder or hub id for the similarity baseline (e.g. one from curate retrieve train).")] = None,
-    unseen_camera: Annotated[str, typer.Option(help="The OOD-view camera key.")] = "unseen",
     frames: Annotated[int, typer.Option(help="Frames per episode.")] = 8,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     console = Console()
-    models = {"shipped": open_model(model)}
-    if ablation is not None:
-        models["progress-only"] = open_model(ablation)
+    recipes = {name: [open_model(d) for d in dirs.split(",")] for name, dirs in (r.split("=", 1) for r in recipe)}
+    size = next(iter(recipes.values()))[0].config.image_size
     similarity = open_siglip(siglip) if siglip is not None else None
-    splits = {"ID": (id_dataset, "corner2"), "OOD-view": (id_dataset, unseen_camera), "OOD-task": (heldout, "corner2")}
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for split, (dataset, camera) in splits.items():
-        size = next(iter(models.values())).config.image_size
-        trajectories = load_trajectories(dataset, size, [camera], frame_stride=1)
+    data = {name: load_trajectories(path, size, None, frame_stride=1) for name, path in (("ID", id_dataset), ("OOD-view", view), ("OOD-task", heldout))}
+    splits = {"ID": ("ID", None), "OOD-view": ("OOD-view", None), "OOD-task": ("OOD-task", None), "paraphrase": ("ID", HELDOUT)}
+    results: dict[str, dict[str, dict]] = {}
+    for split, (source, phrasings) in splits.items():
+        trajectories = data[source]
         results[split] = {}
-        for name, reward_model in models.items():
-            metrics = alignment_metrics(score_trajectories(reward_model.predict, trajectories, frames))
-            metrics["preference_accuracy"] = preference_accuracy(reward_model, trajectories, frames)
-            metrics["instruction_auc"] = instruction_auc(reward_model.predict, trajectories, frames)
-            results[split][name] = metrics
-        if siglip is not None:
+        for name, models in recipes.items():
+            per_seed = [metrics_for(m.predict, model_selector(m), trajectories, frames, phrasings, m) for m in models]
+            results[split][name] = summary(per_seed)
+        if similarity is not None:
             scorer = siglip_scorer(similarity)
-            results[split]["siglip"] = alignment_metrics(score_trajectories(scorer, trajectories, frames)) | {"preference_accuracy": None, "instruction_auc": instruction_auc(scorer, trajectories, frames)}  # no preference head
-        results[split]["random"] = alignment_metrics(score_trajectories(random_scorer(0), trajectories, frames)) | {"preference_accuracy": 0.5, "instruction_auc": instruction_auc(random_scorer(1), trajectories, frames)}
-    table = Table(title=f"reward alignment, {frames} frames per episode")
-    for column in ("split", "scorer", *COLUMNS, "episodes"):
+            results[split]["siglip"] = summary([metrics_for(scorer, final_progress_selector(scorer), trajectories, frames, phrasings)])
+        results[split]["random"] = summary([metrics_for(random_scorer(0), final_progress_selector(random_scorer(1)), trajectories, frames, phrasings)])
+        results[split]["episodes"] = len(trajectories)
+        console.print(f"{split}: done")
+    table = Table(title=f"reward alignment and selection, {frames} frames per episode, mean ± std over training seeds")
+    for column in ("split", "scorer", *COLUMNS):
         table.add_column(column, justify="left" if column in ("split", "scorer") else "right")
-    for split, by_model in results.items():
-        for name, metrics in by_model.items():
-            table.add_row(split, name, *("-" if metrics[c] is None else f"{metrics[c]:.3f}" for c in COLUMNS), str(int(metrics["episodes"])))
+    for split, by_scorer in results.items():
+        for name, metrics in by_scorer.items():
+            if name == "episodes":
+                continue
+            cells = ["-" if metrics[c] is None else f"{metrics[c]['mean']:.3f}" + (f"±{metrics[c]['std']:.3f}" if len(metrics[c]["seeds"]) > 1 else "") for c in COLUMNS]
+            table.add_row(f"{split} ({by_scorer['episodes']})", name, *cells)
     console.print(table)
-    if "progress-only" in models:
+    names = list(recipes)
+    if "progress-only" in recipes and len(names) > 1:
+        main_recipe = names[0]
         for split in ("ID", "OOD-view"):
-            ratio = results[split]["shipped"]["kendall_tau_a"] / max(results[split]["progress-only"]["kendall_tau_a"], 1e-9)
-            console.print(f"{split}: Kendall tau-a shipped / progress-only = {ratio:.2f}")
+            ratio = results[split][main_recipe]["kendall_tau_a"]["mean"] / max(results[split]["progress-only"]["kendall_tau_a"]["mean"], 1e-9)
+            console.print(f"{split}: Kendall tau-a {main_recipe} / progress-only = {ratio:.2f}")
     if json_out is not None:
         json_out.write_text(json.dumps(results, indent=2))
 

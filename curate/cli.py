@@ -197,7 +197,8 @@ def rank(
     bottom: Annotated[int | None, typer.Option(help="Show the worst N.")] = None,
     format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
 ) -> None:
-    """The scored episodes, best first: task, final progress, success probability and the progress curve."""
+    """The scored episodes, best first (match x final progress; docs/index.md): task, match, final progress, success
+    probability and the progress curve."""
     from curate.ranking import ranked
 
     if format not in ("table", "csv", "json"):
@@ -212,10 +213,11 @@ def rank(
     shown = f"{len(rows)} of {total} episodes" if len(rows) < total else f"{total} episodes"
     title = f"{shown} under {instruction!r}" if instruction else f"{shown} under their own task"
     table = Table(title=f"{title} ({model_id})")
-    for column, justify in (("rank", "right"), ("dataset", "left"), ("episode", "right"), ("task", "left"), ("final progress", "right"), ("success prob", "right"), ("progress curve", "left")):
+    for column, justify in (("rank", "right"), ("dataset", "left"), ("episode", "right"), ("task", "left"), ("match", "right"), ("final progress", "right"), ("success prob", "right"), ("progress curve", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows.itertuples():
-        table.add_row(str(row.rank), Path(row.dataset).name, str(row.episode_index), row.task, f"{row.final_progress:.3f}", f"{row.success_prob:.3f}", sparkline(list(row.frame_progress)))
+        match = "" if row.match_prob != row.match_prob else f"{row.match_prob:.3f}"  # NaN: the model has no match head
+        table.add_row(str(row.rank), Path(row.dataset).name, str(row.episode_index), row.task, match, f"{row.final_progress:.3f}", f"{row.success_prob:.3f}", sparkline(list(row.frame_progress)))
     console.print(table)
 
 
@@ -228,6 +230,7 @@ def filter_(
     top_frac: Annotated[float | None, typer.Option(help="Keep the best fraction F.")] = None,
     min_progress: Annotated[float | None, typer.Option(help="Keep episodes with final progress >= P.")] = None,
     min_success: Annotated[float | None, typer.Option(help="Keep episodes with success probability >= S.")] = None,
+    min_match: Annotated[float | None, typer.Option(help="Keep episodes whose task fits the instruction with probability >= M (models with a match head).")] = None,
     per_task: Annotated[bool, typer.Option(help="Rank within each episode's own task.")] = False,
     relabel_task: Annotated[bool, typer.Option(help="Set the exported episodes' task to the instruction.")] = False,
     retrieval: Annotated[bool, typer.Option(help="Select from `curate retrieve query` results (the instruction is the query) instead of reward-model scores.")] = False,
@@ -240,7 +243,7 @@ def filter_(
     from curate.export import MANIFEST, FilterConfig, export, select
     from curate.filters import make_filter
 
-    given = {"top-k": top_k, "top-frac": top_frac, "min-progress": min_progress, "min-success": min_success}
+    given = {"top-k": top_k, "top-frac": top_frac, "min-progress": min_progress, "min-success": min_success, "min-match": min_match}
     try:
         filters = tuple(make_filter(name, value) for name, value in given.items() if value is not None)
     except ValueError as err:
@@ -358,6 +361,8 @@ def rm_train(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
+    match_weight: Annotated[float, typer.Option(help="Weight of the match head's in-batch loss (0: no match head).")] = 1.0,
+    paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -373,10 +378,10 @@ def rm_train(
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     try:
-        model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **ABLATIONS[ablation])
+        model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device)
+    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model_config, config, eval_dataset or (), camera)
         return

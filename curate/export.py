@@ -14,7 +14,7 @@ from curate.index import Index
 from curate.ranking import ranked, ranked_retrieval
 
 MANIFEST = "curate_selection.json"
-SCORE_COLUMNS = ("final_progress", "success_prob", "similarity")  # whichever the selection's source has
+SCORE_COLUMNS = ("selection_score", "final_progress", "success_prob", "match_prob", "similarity")  # those the source has
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class FilterConfig:
 
     def __post_init__(self) -> None:
         if not self.filters:
-            raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success")
+            raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success, --min-match")
         if self.retrieval and any(isinstance(f, Threshold) for f in self.filters):
-            raise CurateError("--min-progress and --min-success need reward-model scores; with --retrieval use --top-k or --top-frac")
+            raise CurateError("--min-progress, --min-success and --min-match need reward-model scores; with --retrieval use --top-k or --top-frac")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
                 "episode_index": new,
                 "source_episode_index": old,
                 "task": by_episode.loc[old, "task"],
-                **{column: float(by_episode.loc[old, column]) for column in SCORE_COLUMNS if column in kept},
+                **{column: None if pd.isna(v := by_episode.loc[old, column]) else float(v) for column in SCORE_COLUMNS if column in kept},
             }
             for new, old in enumerate(order)
         ],

@@ -114,6 +114,18 @@ class MinSuccess(Threshold):
     label: ClassVar[str] = "success probability"
 
 
+@register_filter("min-match")
+@dataclass(frozen=True)
+class MinMatch(Threshold):
+    """Keep episodes whose task fits the instruction; scores of models without a match head count as a match (1)."""
+
+    column: ClassVar[str] = "match_prob"
+    label: ClassVar[str] = "match probability"
+
+    def keep(self, rows: pd.DataFrame, group: pd.Series | None) -> np.ndarray:
+        return rows[self.column].fillna(1.0).to_numpy() >= self.value
+
+
 def apply_filters(rows: pd.DataFrame, filters: list[Filter], per_task: bool = False) -> pd.DataFrame:
     """`rows` (best first) with a `reason` column: None where every filter keeps the row, else the reason of the
     first filter that dropped it. Each filter sees only the rows the earlier ones kept."""

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scores.match_prob (version 1 indexes are migrated when opened for writing)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS scores (
     dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR,
     task VARCHAR, length INTEGER, final_progress DOUBLE, mean_progress DOUBLE, success_prob DOUBLE,
-    frame_index INTEGER[], frame_progress DOUBLE[], frame_success DOUBLE[],
+    frame_index INTEGER[], frame_progress DOUBLE[], frame_success DOUBLE[], match_prob DOUBLE,
     PRIMARY KEY (dataset, episode_index, instruction, model));
 CREATE TABLE IF NOT EXISTS failures (
     dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR, reason VARCHAR,
@@ -46,7 +46,7 @@ SCORE_ARROW = pa.schema([
     ("dataset", pa.string()), ("episode_index", pa.int32()), ("instruction", pa.string()), ("model", pa.string()),
     ("run_id", pa.string()), ("task", pa.string()), ("length", pa.int32()), ("final_progress", pa.float64()),
     ("mean_progress", pa.float64()), ("success_prob", pa.float64()), ("frame_index", pa.list_(pa.int32())),
-    ("frame_progress", pa.list_(pa.float64())), ("frame_success", pa.list_(pa.float64())),
+    ("frame_progress", pa.list_(pa.float64())), ("frame_success", pa.list_(pa.float64())), ("match_prob", pa.float64()),
 ])  # the scores table's columns, in order
 FAILURE_ARROW = pa.schema([(n, pa.int32() if n == "episode_index" else pa.string()) for n in ("dataset", "episode_index", "instruction", "model", "run_id", "reason")])
 RETRIEVAL_ARROW = pa.schema([
@@ -72,6 +72,7 @@ class ScoreRow:
     frame_index: tuple[int, ...]
     frame_progress: tuple[float, ...]
     frame_success: tuple[float, ...]
+    match_prob: float | None = None  # how well the instruction fits the episode's task (models with a match head)
 
     def __post_init__(self) -> None:
         n = len(self.frame_index)
@@ -103,6 +104,11 @@ class FailureRow:
     reason: str
 
 
+# The ranking rule of rank, filter and report: an episode must both fit the instruction's task (match probability,
+# from models with a match head; 1 where there is none) and get far (final progress). docs/index.md explains it.
+SELECTION_SCORE = "final_progress * coalesce({match}, 1.0)"
+
+
 def _same_key(table: str, text: str = "instruction") -> str:
     """Rows of `table` with the key of a row of `incoming`; `text` is the key's text column (instruction or query)."""
     return " AND ".join(f"{table}.{c} = incoming.{c}" for c in ("dataset", "episode_index", text, "model"))
@@ -129,6 +135,8 @@ class Index:
             self._migrate()
         else:
             self._check_version()
+        columns = {r[0] for r in self.db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'scores'").fetchall()}
+        self._match = "match_prob" if "match_prob" in columns else "CAST(NULL AS DOUBLE)"  # a version 1 index, read only
 
     def _check_version(self) -> None:
         try:
@@ -144,8 +152,10 @@ class Index:
             raise CurateError(f"{self.path} is a DuckDB file but not a curate index; pass another --index")
         if "meta" in tables:
             self._check_version()
+        if "scores" in tables:  # version 1 had no match_prob: NULL for its rows, ranked on progress alone
+            self.db.execute("ALTER TABLE scores ADD COLUMN IF NOT EXISTS match_prob DOUBLE")
         self.db.execute(SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:
         self.db.close()
@@ -251,11 +261,12 @@ class Index:
         scored under the episode's own task; `limit`: only the first N (sorted and cut inside DuckDB); `frames`: with
         the per-frame lists (the slow part of fetching a million rows)."""
         where, params = self._where("instruction", instruction, datasets, model, own_task)
-        order = "final_progress DESC, success_prob DESC, dataset, episode_index"
+        order = "selection_score DESC, final_progress DESC, success_prob DESC, dataset, episode_index"
         if worst_first:
-            order = "final_progress ASC, success_prob ASC, dataset DESC, episode_index DESC"
+            order = "selection_score ASC, final_progress ASC, success_prob ASC, dataset DESC, episode_index DESC"
         sql = (
-            "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob"
+            "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob,"
+            f" {self._match} AS match_prob, {SELECTION_SCORE.format(match=self._match)} AS selection_score"
             + (", frame_index, frame_progress" if frames else "") + f" FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         )
         return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()

@@ -83,11 +83,15 @@ def _thumbnails(rows: pd.DataFrame, camera: str | None) -> dict[tuple[str, int],
     return thumbs
 
 
+def _match_text(row) -> str:
+    return "" if pd.isna(row.match_prob) else f"match {row.match_prob:.3f}, "
+
+
 def _episode_block(row, curve: str, thumbs: list[str]) -> str:
     images = "".join(f'<img alt="frame {i}" src="{src}">' for i, src in zip(row.frame_index, thumbs, strict=False))
     return (
         f'<div class="episode"><div><b>#{row.rank}</b> {html.escape(Path(row.dataset).name)} episode {row.episode_index}<br>'
-        f"{html.escape(row.task)}<br>final progress {row.final_progress:.3f}, success {row.success_prob:.3f}</div>"
+        f"{html.escape(row.task)}<br>{_match_text(row)}final progress {row.final_progress:.3f}, success {row.success_prob:.3f}</div>"
         f'<img alt="progress curve of episode {row.episode_index}" src="{curve}"><div class="thumbs">{images}</div></div>'
     )
 
@@ -115,7 +119,8 @@ def build_report(
         bottom = "".join(blocks[r] for r in rows.tail(show)["rank"])
         table_rows = "".join(
             f"<tr><td class=num>{r.rank}</td><td>{html.escape(Path(r.dataset).name)}</td><td class=num>{r.episode_index}</td>"
-            f"<td>{html.escape(r.task)}</td><td class=num>{r.final_progress:.3f}</td><td class=num>{r.mean_progress:.3f}</td>"
+            f"<td>{html.escape(r.task)}</td><td class=num>{'' if pd.isna(r.match_prob) else f'{r.match_prob:.3f}'}</td>"
+            f"<td class=num>{r.final_progress:.3f}</td><td class=num>{r.mean_progress:.3f}</td>"
             f"<td class=num>{r.success_prob:.3f}</td></tr>"
             for r in rows.itertuples()
         )
@@ -124,7 +129,7 @@ def build_report(
             f'<section><h2>{len(rows)} episodes {title}</h2>'
             f'<h3>Final progress by task</h3><img alt="histograms" src="{_histograms(rows)}">'
             f"<h3>Best {min(show, len(rows))}</h3>{top}<h3>Worst {min(show, len(rows))}</h3>{bottom}"
-            f'<h3>All episodes</h3><table class="episodes"><tr><th>rank</th><th>dataset</th><th>episode</th><th>task</th>'
+            f'<h3>All episodes</h3><table class="episodes"><tr><th>rank</th><th>dataset</th><th>episode</th><th>task</th><th>match</th>'
             f"<th>final progress</th><th>mean progress</th><th>success prob</th></tr>{table_rows}</table></section>"
         )
     page = (

@@ -14,8 +14,9 @@ from rewardmodel.config import MODEL_TYPE
 from rewardmodel.errors import RewardModelError
 from rewardmodel.model import DEFAULT_CHECKPOINT, load_model
 
-# (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K)), both in [0, 1]
-ScoreFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]
+# (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K), match probability (B,)
+# or None for models without a match head), all in [0, 1]
+ScoreFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
         reward_model.predict(torch.zeros(1, 1, 8, 8, 3, dtype=torch.uint8), ["warm-up"])
 
     @torch.inference_mode()
-    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return reward_model.predict(frames, instructions)
+    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return reward_model.predict_all(frames, instructions)
 
     config = json.loads((path / "config.json").read_text())
     return Scorer(model_id(name, digest), MODEL_TYPE, str(path.resolve()), digest, config, score)
@@ -115,11 +116,11 @@ def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer
     task_key = getattr(config, "task_key", "task")
 
     @torch.inference_mode()
-    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, None]:
         video = frames.permute(0, 1, 4, 2, 3).float().div(255).to(device)  # (B, K, C, H, W) in [0, 1]
         per_frame = [reward_model.compute_reward({image_key: video[:, : t + 1], task_key: instructions}).float().reshape(-1) for t in range(video.shape[1])]
         progress = torch.stack(per_frame, 1).clamp(0, 1).cpu()
-        return progress, progress.clone()
+        return progress, progress.clone(), None
 
     weights = Path(source) / "model.safetensors" if source and Path(source).is_dir() else None
     digest = provenance.file_sha256(weights) if weights and weights.is_file() else (source or kind or "")

@@ -222,8 +222,9 @@ def _score_rows(scorer: Scorer, episodes: Sequence[EpisodeInfo], frames: dict[in
     rows = []
     for members in groups.values():
         video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e, _ in members]))
-        progress, success = scorer.score(video, [instruction for _, instruction in members])
+        progress, success, match = scorer.score(video, [instruction for _, instruction in members])
         assert progress.shape == video.shape[:2] and success.shape == video.shape[:2], (progress.shape, video.shape)
+        assert match is None or match.shape == video.shape[:1], (match.shape, video.shape)
         for row, (episode, instruction) in enumerate(members):
             p = progress[row].double().clamp(0, 1).tolist()
             s = success[row].double().clamp(0, 1).tolist()
@@ -234,6 +235,7 @@ def _score_rows(scorer: Scorer, episodes: Sequence[EpisodeInfo], frames: dict[in
                     mean_progress=float(np.mean(p)), success_prob=max(s),
                     frame_index=tuple(int(i) for i in frames[episode.episode_index][0]),
                     frame_progress=tuple(p), frame_success=tuple(s),
+                    match_prob=None if match is None else float(match[row].clamp(0, 1)),
                 )
             )
     return rows

@@ -36,10 +36,20 @@ class BackboneOutput:
     frames_a: Tensor  # (B, T, H) one state per frame of trajectory A
     frames_b: Tensor | None  # (B, T, H) for pairs
     preference: Tensor | None  # (B, H) for pairs
+    # (B, 2H) what each trajectory shows, seen without the instruction (backbones with `video_summary` only): the
+    # match head compares it with any instruction, so one pass tells how well every instruction fits
+    video_a: Tensor | None = None
+    video_b: Tensor | None = None
+
+
+def summarise(features: Tensor) -> Tensor:
+    """(B, T, H) per-frame features -> (B, 2H): their mean (what is there) and last minus first (what changed)."""
+    return torch.cat([features.mean(1), features[:, -1] - features[:, 0]], -1)
 
 
 class Backbone(nn.Module):
     hidden_size: int
+    video_summary: bool = False  # whether forward() fills video_a / video_b
 
     def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
         """frames: (B, T, 3, S, S) floats in [0, 1]; one instruction per batch row."""
@@ -83,6 +93,8 @@ def layout_mask(t_a: int, t_b: int) -> Tensor:
 class CompactBackbone(Backbone):
     """CPU-sized: a CNN per frame, frozen sentence embeddings for the instruction, a small causal transformer."""
 
+    video_summary = True
+
     def __init__(self, config: CurateRewardConfig):
         super().__init__()
         h = config.hidden_dim
@@ -101,29 +113,34 @@ class CompactBackbone(Backbone):
 
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
-    def _frame_tokens(self, frames: Tensor, kind: int) -> Tensor:
+    def _frame_features(self, frames: Tensor) -> Tensor:
         b, t = frames.shape[:2]
         assert frames.ndim == 5 and frames.shape[2] == 3, f"frames must be (B, T, 3, S, S), got {tuple(frames.shape)}"
         assert t <= self.config.max_frames, f"{t} frames exceed max_frames={self.config.max_frames}"
-        tokens = self.frames(frames.flatten(0, 1)).view(b, t, -1)
-        positions = self.position(torch.arange(t, device=frames.device))
-        return tokens + positions + self.kind.weight[kind]
+        return self.frames(frames.flatten(0, 1)).view(b, t, -1)
+
+    def _tokens(self, features: Tensor, kind: int) -> Tensor:
+        positions = self.position(torch.arange(features.shape[1], device=features.device))
+        return features + positions + self.kind.weight[kind]
 
     def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
         b, t_a = frames_a.shape[:2]
         assert len(instructions) == b, f"{len(instructions)} instructions for a batch of {b}"
         instruction = (self.text(self._instruction(instructions, frames_a.device)) + self.kind.weight[0]).unsqueeze(1)
-        parts = [instruction, self._frame_tokens(frames_a, 1)]
-        t_b = 0
+        features_a = self._frame_features(frames_a)
+        parts = [instruction, self._tokens(features_a, 1)]
+        t_b, features_b = 0, None
         if frames_b is not None:
             t_b = frames_b.shape[1]
+            features_b = self._frame_features(frames_b)
             special = self.kind.weight[[2, 4]].unsqueeze(0).expand(b, 2, -1)
-            parts += [special[:, :1], self._frame_tokens(frames_b, 3), special[:, 1:]]
+            parts += [special[:, :1], self._tokens(features_b, 3), special[:, 1:]]
         mask = layout_mask(t_a, t_b).to(frames_a.device)
         hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
+        video_a = summarise(features_a)
         if frames_b is None:
-            return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None)
-        return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1])
+            return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a)
+        return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, summarise(features_b))
 
 
 # Qwen3-VL normalises pixels with mean 0.5 and std 0.5 (its preprocessor config).

@@ -9,8 +9,8 @@ MODEL_TYPE = "curate_robometer"
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
-    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0},
-    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0},
+    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
+    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
 }
 PACKAGED_TEXT_ENCODER = "packaged:all-MiniLM-L6-v2"
 
@@ -38,6 +38,10 @@ class CurateRewardConfig(RewardModelConfig):
     success_weight: float = 1.0
     preference_weight: float = 1.0
     rank_weight: float = 1.0
+    # The match head (how well the instruction fits the trajectory's task, apart from progress; docs/rewardmodel.md):
+    # 0 builds none, as in checkpoints made before it existed
+    match_weight: float = 0.0
+    match_dim: int = 128
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:
@@ -54,3 +58,7 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"hidden_dim {self.hidden_dim} must be a multiple of num_heads {self.num_heads}")
         if self.num_bins < 2:
             raise ValueError(f"num_bins must be at least 2, got {self.num_bins}")
+        if self.match_weight < 0:
+            raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
+        if self.match_weight > 0 and not BACKBONES[self.backbone].video_summary:
+            raise ValueError(f"the {self.backbone} backbone gives no instruction-free trajectory summary, so it cannot have a match head; set match_weight 0")

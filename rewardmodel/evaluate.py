@@ -2,7 +2,6 @@
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -42,22 +41,64 @@ def score_trajectories(scorer: Scorer, trajectories: list[Trajectory], num_frame
     return [results[i] for i in range(len(trajectories))]
 
 
-def instruction_auc(scorer: Scorer, trajectories: list[Trajectory], num_frames: int) -> float:
+# Any selector: (frames (B, K, H, W, 3) uint8, instructions) -> (B,) how strongly to select each trajectory under its
+# instruction (the reward model: final progress x match probability, the rule curate rank and filter use).
+Selector = Callable[[torch.Tensor, list[str]], torch.Tensor]
+
+
+def final_progress_selector(scorer: Scorer) -> Selector:
+    """Select by final progress alone (scorers without a match head)."""
+    return lambda frames, instructions: scorer(frames, instructions)[0][:, -1]
+
+
+@torch.inference_mode()
+def select_scores(selector: Selector, trajectories: list[Trajectory], instruction: str, num_frames: int, batch_size: int = 64) -> np.ndarray:
+    """Every trajectory's selection score under one instruction, (N,)."""
+    out = np.zeros(len(trajectories))
+    positions = [evenly_spaced(len(t.frames), num_frames) for t in trajectories]
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for i, p in enumerate(positions):
+        by_count[len(p)].append(i)
+    for members in by_count.values():
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            frames = torch.from_numpy(np.stack([trajectories[i].frames[positions[i]] for i in chunk]))
+            out[chunk] = selector(frames, [instruction] * len(chunk)).float().cpu().numpy()
+    return out
+
+
+def instruction_auc(selector: Selector, trajectories: list[Trajectory], num_frames: int, phrasings: dict[str, tuple[str, ...]] | None = None) -> float:
     """Does an instruction pick out its own task? Every successful trajectory is scored under every task's
-    instruction; per instruction, the ROC AUC of final progress between its own task's successes and the other
-    tasks' successes; averaged over instructions. Ranking mixed play data under one instruction relies on it; the
-    other metrics only ever score a trajectory under its own instruction."""
+    instruction (or, with `phrasings`, under each of its other wordings); per instruction, the ROC AUC of the
+    selection score between its own task's successes and the other tasks' successes; averaged. Ranking mixed play
+    data under one instruction relies on it; the other metrics only score a trajectory under its own instruction."""
     successes = [t for t in trajectories if t.quality == "successful"]
     tasks = sorted({t.instruction for t in successes})
     if len(tasks) < 2:
         return float("nan")
     own_task = np.array([t.instruction for t in successes])
     per_instruction = []
-    for instruction in tasks:
-        scored = score_trajectories(scorer, [replace(t, instruction=instruction) for t in successes], num_frames)
-        final = np.array([s.progress[-1] for s in scored])
-        per_instruction.append(roc_auc(final[own_task == instruction], final[own_task != instruction]))
-    return float(np.mean(per_instruction))
+    for task in tasks:
+        for words in (phrasings or {}).get(task, ()) if phrasings is not None else (task,):
+            score = select_scores(selector, successes, words, num_frames)
+            per_instruction.append(roc_auc(score[own_task == task], score[own_task != task]))
+    return float(np.mean(per_instruction)) if per_instruction else float("nan")
+
+
+def top_k_precision(selector: Selector, trajectories: list[Trajectory], num_frames: int, k: int = 5, phrasings: dict[str, tuple[str, ...]] | None = None) -> float:
+    """What `curate filter --instruction X --top-k K` exports from mixed play data: per task with at least K runs
+    that succeeded, every trajectory of the pool (all tasks, all qualities) is scored under the task's instruction (or
+    each of its `phrasings`); the share of the K best that are runs of that task that succeeded; averaged."""
+    tasks = np.array([t.instruction for t in trajectories])
+    succeeded = np.array([t.quality != "failure" for t in trajectories])
+    per_instruction = []
+    for task in sorted(set(tasks)):
+        if (succeeded & (tasks == task)).sum() < k:
+            continue
+        for words in (phrasings or {}).get(task, ()) if phrasings is not None else (task,):
+            best = np.argsort(-select_scores(selector, trajectories, words, num_frames), kind="stable")[:k]
+            per_instruction.append(float(np.mean(succeeded[best] & (tasks[best] == task))))
+    return float(np.mean(per_instruction)) if per_instruction else float("nan")
 
 
 @torch.inference_mode()

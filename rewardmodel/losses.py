@@ -1,4 +1,5 @@
-"""Losses of the dual objective: progress soft cross-entropy on two-hot targets, success and preference BCE."""
+"""Losses of the dual objective: progress soft cross-entropy on two-hot targets, success and preference BCE; and the
+match head's in-batch sigmoid loss."""
 
 import torch
 import torch.nn.functional as F
@@ -38,3 +39,11 @@ def preference_loss(logits: Tensor, a_is_better: Tensor) -> Tensor:
 def rank_loss(final_a: Tensor, final_b: Tensor, a_is_better: Tensor, scale: float = 10.0) -> Tensor:
     """Bradley-Terry on the two trajectories' final progress: puts failures below successes on one progress scale."""
     return F.binary_cross_entropy_with_logits(scale * (final_a - final_b), a_is_better.float())
+
+
+def match_loss(logits: Tensor, same_task: Tensor) -> Tensor:
+    """SigLIP's sigmoid loss over every (trajectory, instruction) of the batch: (B, U) logits, (B, U) bool targets;
+    averaged over all pairs (SigLIP sums over instructions: at this batch size that outweighed the other losses 20:1
+    at the start)."""
+    signs = same_task.float() * 2 - 1
+    return -F.logsigmoid(signs * logits).mean()

@@ -13,7 +13,7 @@ from rewardmodel import losses
 from rewardmodel.backbones import make_backbone
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
-from rewardmodel.heads import Heads
+from rewardmodel.heads import Heads, MatchHead
 from rewardmodel.records import PairBatch
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
@@ -27,6 +27,12 @@ class CurateRewardModel(PreTrainedRewardModel):
         super().__init__(config)
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
+        self.match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
+
+    def _text(self, instructions: list[str]) -> Tensor:
+        from rewardmodel.text import shared_encoder
+
+        return shared_encoder(self.config.text_encoder).encode(instructions).to(next(self.parameters()).device)
 
     def prepare(self, frames: Tensor) -> Tensor:
         """(B, T, H, W, 3) uint8 frames at any resolution -> (B, T, 3, S, S) floats in [0, 1] at the model's size."""
@@ -45,10 +51,19 @@ class CurateRewardModel(PreTrainedRewardModel):
 
     def predict(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor]:
         """Per-frame progress in [0, 1] and success probability, each (B, T); frame t sees frames <= t."""
+        progress, success, _ = self.predict_all(frames, instructions)
+        return progress, success
+
+    def predict_all(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
+        """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
+        task (None without a match head), from one pass."""
         out = self.backbone(self.prepare(frames), instructions)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
         success = torch.sigmoid(self.heads.success(out.frames_a).squeeze(-1))
-        return progress, success
+        if self.match is None:
+            return progress, success, None
+        match = torch.sigmoid(self.match(out.video_a, self._text(instructions)).diagonal())
+        return progress, success, match
 
     def compute_reward(self, batch: dict[str, Any]) -> Tensor:
         """LeRobot's inference entry: `observation.images` (B, T, H, W, 3) uint8 and `task` (B strings) -> (B,)
@@ -81,6 +96,15 @@ class CurateRewardModel(PreTrainedRewardModel):
         loss = c.progress_weight * progress + c.success_weight * success + c.preference_weight * preference + c.rank_weight * rank
         accuracy = ((preference_logit > 0).float() == label).float().mean()
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
+        if self.match is not None:
+            # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
+            chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            logits = self.match(chosen, self._text(batch.instructions))
+            tasks = batch.tasks or batch.instructions
+            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
+            match = losses.match_loss(logits, same)
+            loss = loss + c.match_weight * match
+            logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
 
     @torch.inference_mode()

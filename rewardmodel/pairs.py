@@ -37,8 +37,9 @@ def progress_targets(positions: np.ndarray, start: int, first_success: int) -> n
 class PairSampler:
     """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
 
-    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int):
+    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int, paraphrases: dict[str, tuple[str, ...]] | None = None):
         self.num_frames = num_frames
+        self.paraphrases = paraphrases or {}  # instruction -> other words for it; a row uses one half the time
         self.rng = np.random.default_rng(seed)
         self.by_instruction: dict[str, dict[str, list[Trajectory]]] = defaultdict(lambda: defaultdict(list))
         for trajectory in trajectories:
@@ -165,7 +166,11 @@ class PairSampler:
             chosen, rejected = pair
             a_is_better = bool(self.rng.random() < 0.5)
             a, b = (chosen, rejected) if a_is_better else (rejected, chosen)
-            rows.append((a, b, trajectory.instruction, a_is_better, strategy))
+            words = trajectory.instruction
+            others = self.paraphrases.get(words, ())
+            if others and self.rng.random() < 0.5:  # drawn only with paraphrases: runs without them keep their pairs
+                words = others[int(self.rng.integers(len(others)))]
+            rows.append((a, b, words, a_is_better, strategy, trajectory.instruction))
 
         def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             tensor = torch.from_numpy(np.stack([getattr(row[side], name) for row in rows]))
@@ -185,4 +190,5 @@ class PairSampler:
             success_mask_b=stack(1, "success_mask"),
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
+            tasks=[row[5] for row in rows],
         )

@@ -48,6 +48,7 @@ class PairBatch:
     success_mask_b: torch.Tensor
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewardmodel import distributed
+from rewardmodel import distributed, paraphrases
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import evaluate
@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
+    paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -86,7 +87,7 @@ def train(
         torch.set_num_threads(config.threads)
 
     # data
-    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed)
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None)
 
     # model
     model = CurateRewardModel(model_config).to(device).train()

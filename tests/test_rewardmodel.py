@@ -12,7 +12,7 @@ from rewardmodel.backbones import layout_mask
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import two_hot
-from rewardmodel.evaluate import instruction_auc
+from rewardmodel.evaluate import final_progress_selector, instruction_auc, top_k_precision
 from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, roc_auc, voc
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
@@ -164,9 +164,20 @@ def test_instruction_auc_scores_every_success_under_every_instruction() -> None:
         progress = torch.full(frames.shape[:2], 0.9)
         return progress, progress
 
-    assert instruction_auc(knows_the_task, trajectories, 4) == 1.0
-    assert instruction_auc(ignores_it, trajectories, 4) == 0.5
-    assert np.isnan(instruction_auc(knows_the_task, [trajectory("open the door")], 4))
+    knows, ignores = final_progress_selector(knows_the_task), final_progress_selector(ignores_it)
+    assert instruction_auc(knows, trajectories, 4) == 1.0
+    assert instruction_auc(ignores, trajectories, 4) == 0.5
+    assert np.isnan(instruction_auc(knows, [trajectory("open the door")], 4))
+    # other words for a task are scored in its place; a task without any is left out
+    words = {"open the drawer": ("pull out the drawer",), "open the door": ("swing the door open",)}
+    levels |= {"pull out the drawer": 40, "swing the door open": 120}
+    assert instruction_auc(knows, trajectories, 4, phrasings=words) == 1.0
+    # top-k: under each task's words, the share of the k best that are that task's runs that succeeded
+    pool = trajectories + [trajectory("press the button", "failure")]
+    assert top_k_precision(knows, pool, 4, k=2) == 1.0
+    assert top_k_precision(knows, pool, 4, k=2, phrasings={"open the door": ("swing the door open",)}) == 1.0
+    # ties keep pool order, so the two drawer runs come first under every instruction: right for the drawer only
+    assert top_k_precision(ignores, pool, 4, k=2) == pytest.approx(np.mean([1, 0, 0]))
 
 
 def test_alignment_metrics_on_known_scores() -> None:

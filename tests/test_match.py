@@ -1,0 +1,131 @@
+"""The match head (does the instruction fit the trajectory's task?), paraphrases in training, and the ranking rule
+that uses match and progress: on tiny models, through the paths users run."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_EPISODES
+from test_rewardmodel import TINY, pool, trajectory
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.index import Index, ScoreRow
+from rewardmodel.config import CurateRewardConfig
+from rewardmodel.losses import match_loss
+from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.pairs import PairSampler
+from rewardmodel.train import TrainConfig, train
+
+runner = CliRunner()
+RATIOS = {"rewind": 1.0, "suboptimal": 1.0, "different_task": 1.0}
+
+
+def test_match_loss_is_siglips_sigmoid_loss_averaged_over_pairs() -> None:
+    logits = torch.tensor([[5.0, -5.0], [0.0, 0.0]])
+    same = torch.tensor([[True, False], [False, True]])
+    expected = -torch.nn.functional.logsigmoid(torch.tensor([5.0, 5.0, 0.0, 0.0])).mean()
+    assert match_loss(logits, same).item() == pytest.approx(expected.item())
+
+
+def test_paraphrased_rows_keep_their_task_and_runs_without_paraphrases_keep_their_pairs() -> None:
+    words = {"open the drawer": ("pull out the drawer", "slide the drawer out")}
+    batch = PairSampler(pool(), 4, RATIOS, seed=0, paraphrases=words).batch(32)
+    used = {(i, t) for i, t in zip(batch.instructions, batch.tasks, strict=True)}
+    assert ("pull out the drawer", "open the drawer") in used or ("slide the drawer out", "open the drawer") in used
+    assert ("open the drawer", "open the drawer") in used  # half the time the instruction's own words
+    assert all(i == t for i, t in zip(batch.instructions, batch.tasks, strict=True) if t != "open the drawer")
+    plain, empty = PairSampler(pool(), 4, RATIOS, seed=0).batch(8), PairSampler(pool(), 4, RATIOS, seed=0, paraphrases={}).batch(8)
+    assert plain.instructions == empty.instructions and torch.equal(plain.frames_a, empty.frames_a)
+
+
+def test_a_model_with_a_match_head_trains_it_saves_it_and_scores_with_it(tmp_path: Path) -> None:
+    config = CurateRewardConfig(**TINY, match_weight=1.0)
+    model, history = train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=2, batch_size=4, paraphrases=True))
+    assert all("match" in logs and np.isfinite(logs["match"]) for logs in history)
+    loaded = load_model(tmp_path / "rm")
+    frames = torch.from_numpy(np.stack([pool()[0].frames[:4]] * 2))
+    progress, success, match = loaded.predict_all(frames, ["open the drawer", "press the button"])
+    assert progress.shape == success.shape == (2, 4) and match.shape == (2,) and ((match >= 0) & (match <= 1)).all()
+    again = model.eval().predict_all(frames, ["open the drawer", "press the button"])[2]
+    assert torch.allclose(match, again)
+    assert torch.allclose(loaded.predict(frames, ["open the drawer", "press the button"])[0], progress)
+
+
+def test_a_checkpoint_without_a_match_head_still_loads_and_has_none(tmp_path: Path) -> None:
+    train(pool(), CurateRewardConfig(**TINY), TrainConfig(out=tmp_path / "old", steps=1, batch_size=2))
+    saved = json.loads((tmp_path / "old" / "config.json").read_text())
+    saved.pop("match_weight"), saved.pop("match_dim")  # as the checkpoints made before the match head were written
+    (tmp_path / "old" / "config.json").write_text(json.dumps(saved))
+    model = load_model(tmp_path / "old")
+    assert model.match is None
+    assert model.predict_all(torch.zeros(1, 3, 16, 16, 3, dtype=torch.uint8), ["x"])[2] is None
+
+
+def test_the_qwen3vl_backbone_cannot_have_a_match_head() -> None:
+    with pytest.raises(ValueError, match="gives no instruction-free trajectory summary"):
+        CurateRewardConfig(backbone="qwen3vl", match_weight=1.0)
+
+
+def test_scores_carry_match_and_rank_by_progress_times_match(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = CurateRewardConfig(**TINY, match_weight=1.0)
+    train([trajectory("open the drawer", "successful"), trajectory("press the button", "successful", seed=3)], config, TrainConfig(out=tmp_path / "rm", steps=1, batch_size=2))
+    index = tmp_path / "i.duckdb"
+    result = runner.invoke(app, ["score", str(tiny_dataset), "--index", str(index), "--model", str(tmp_path / "rm"), "--frames", "4", "--instruction", "open the drawer"])
+    assert result.exit_code == 0, result.output
+    db = duckdb.connect(str(index), read_only=True)
+    rows = db.execute("SELECT episode_index, instruction, final_progress, match_prob FROM scores ORDER BY episode_index, instruction").fetchall()
+    db.close()
+    assert len(rows) == 6 and all(0 <= m <= 1 for *_, m in rows)
+    ranked = runner.invoke(app, ["rank", "--index", str(index), "--instruction", "open the drawer", "--format", "json"])
+    order = [(r["episode_index"], r["selection_score"]) for r in json.loads(ranked.output)]
+    expected = sorted(((e, p * m) for e, i, p, m in rows if i == "open the drawer"), key=lambda x: -x[1])
+    assert [e for e, _ in order] == [e for e, _ in expected] and [s for _, s in order] == pytest.approx([s for _, s in expected], rel=1e-4)
+
+
+def match_index(path: Path, dataset: Path) -> Path:
+    """Scores chosen by hand: episode 0 far along but another task's (low match), episode 3 a bit less far and a match."""
+    finals, matches = {0: 0.95, 1: 0.3, 2: 0.6, 3: 0.8}, {0: 0.1, 1: 0.9, 2: None, 3: 0.95}
+    with Index(path) as index:
+        index.write(
+            ScoreRow(str(dataset.resolve()), e, "do the task", "m@1", "run", TINY_EPISODES[e][0], TINY_EPISODES[e][1], finals[e], 0.5, 0.5, (0, 5), (0.1, finals[e]), (0.0, 0.5), matches[e])
+            for e in range(4)
+        )
+    return path
+
+
+def test_rank_and_filter_use_match_and_progress_and_min_match_says_why(tiny_dataset: Path, tmp_path: Path) -> None:
+    index = match_index(tmp_path / "m.duckdb", tiny_dataset)
+    ranked = runner.invoke(app, ["rank", "--index", str(index), "--instruction", "do the task", "--format", "json"])
+    assert [r["episode_index"] for r in json.loads(ranked.output)] == [3, 2, 1, 0]  # 0.76, 0.6 (no match: 1), 0.27, 0.095
+    table = runner.invoke(app, ["rank", "--index", str(index), "--instruction", "do the task"])
+    assert "match" in table.output and "0.950" in table.output
+    out = tmp_path / "best"
+    result = runner.invoke(app, ["filter", "--index", str(index), "--instruction", "do the task", "--min-match", "0.5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "dropped: match probability below 0.5" in result.output
+    manifest = json.loads((out / "curate_selection.json").read_text())
+    assert [e["source_episode_index"] for e in manifest["episodes"]] == [1, 2, 3]  # 2 has no match head score: kept
+    assert manifest["dropped"] == {"match probability below 0.5": 1}
+    assert [e["match_prob"] for e in manifest["episodes"]] == [0.9, None, 0.95]
+
+
+def test_a_version_1_index_is_read_and_migrated(tiny_dataset: Path, tmp_path: Path) -> None:
+    from conftest import known_index
+
+    index = known_index(tmp_path / "old.duckdb", tiny_dataset)
+    db = duckdb.connect(str(index))
+    db.execute("DROP VIEW episode_scores; ALTER TABLE scores DROP COLUMN match_prob; UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.execute("CREATE VIEW episode_scores AS SELECT dataset, episode_index, instruction, model, final_progress, mean_progress, success_prob, frame_index, frame_progress FROM scores")
+    db.close()
+    ranked = runner.invoke(app, ["rank", "--index", str(index), "--instruction", "do the task", "--format", "json"])
+    assert ranked.exit_code == 0, ranked.output
+    assert [r["episode_index"] for r in json.loads(ranked.output)] == [3, 0, 2, 1]  # by progress alone
+    with Index(index) as writable:  # opened for writing: migrated
+        assert writable.scores("do the task")["match_prob"].isna().all()
+    db = duckdb.connect(str(index), read_only=True)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    db.close()
