@@ -21,7 +21,8 @@ from curate.errors import CurateError
 from curate.index import Index, ScoreRow
 from curate.outputs import workspace
 from curate.records import EpisodeData
-from curate.scoring import ScoreConfig, decode_batch, prepare, score_dataset
+from curate.batches import decode_batch
+from curate.scoring import ScoreConfig, prepare, score_dataset
 
 TASKS = ("Open a drawer", "Press a button from the top", "Open a door with a revolving joint", "Reach a goal position")
 CAMERA = "observation.images.front"

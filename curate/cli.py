@@ -155,7 +155,7 @@ def score(
     frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced; always the last, and the first when 2 or more).")] = 8,
     batch_size: Annotated[int, typer.Option(help="Episodes per batch.")] = 16,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray actors; pip install 'curate[ray]').")] = "local",
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray actors; pip install 'curate\\[ray]').")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (default: start Ray here).")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors for --engine ray (one CPU, or one GPU with --device cuda, each).")] = 2,
     rescore: Annotated[bool, typer.Option(help="Replace scores this index holds from another --camera or --frames.")] = False,

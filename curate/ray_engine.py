@@ -29,7 +29,7 @@ class ScoringWorker:
         self.camera, self.frames = camera, frames
 
     def score(self, batch: list[EpisodeInfo], todo: dict[int, list[str]], run_id: str) -> tuple[list[ScoreRow], list[FailureRow]]:
-        from curate.scoring import batch_results, decode_batch
+        from curate.batches import batch_results, decode_batch
 
         return batch_results(self.scorer, batch, decode_batch(self.ds, batch, self.camera, self.frames), todo, self.dataset, run_id)
 

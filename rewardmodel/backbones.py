@@ -8,9 +8,11 @@ trajectory's progress is the same whether it is scored alone or in a pair; the p
 from dataclasses import dataclass
 
 import torch
+from lerobot.configs.rewards import RewardModelConfig
 from torch import Tensor, nn
 
-from rewardmodel.config import CurateRewardConfig
+# Backbones take the reward model's config (rewardmodel.config.CurateRewardConfig), typed by its lerobot base class:
+# the config imports this module to check backbone names, so this module does not import it back.
 
 BACKBONES: dict[str, type["Backbone"]] = {}
 
@@ -25,9 +27,8 @@ def register_backbone(name: str):
     return wrap
 
 
-def make_backbone(config: CurateRewardConfig) -> "Backbone":
-    if config.backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {config.backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+def make_backbone(config: RewardModelConfig) -> "Backbone":
+    """The registered backbone the config names (CurateRewardConfig checked the name)."""
     return BACKBONES[config.backbone](config)
 
 
@@ -95,7 +96,7 @@ class CompactBackbone(Backbone):
 
     video_summary = True
 
-    def __init__(self, config: CurateRewardConfig):
+    def __init__(self, config: RewardModelConfig):
         super().__init__()
         h = config.hidden_dim
         self.config = config
@@ -155,7 +156,7 @@ class Qwen3VLBackbone(Backbone):
     sequence (as in ROBOMETER, trajectory B's states also see A). Progress, split and preference are learned
     embeddings placed at those positions; the heads read the hidden states there."""
 
-    def __init__(self, config: CurateRewardConfig):
+    def __init__(self, config: RewardModelConfig):
         super().__init__()
         from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLModel
 

@@ -5,6 +5,8 @@ from typing import Any
 
 from lerobot.configs.rewards import RewardModelConfig
 
+from rewardmodel.text import PACKAGED_TEXT_ENCODER
+
 MODEL_TYPE = "curate_robometer"
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
@@ -12,7 +14,6 @@ ABLATIONS = {
     "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
     "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
 }
-PACKAGED_TEXT_ENCODER = "packaged:all-MiniLM-L6-v2"
 
 
 @RewardModelConfig.register_subclass(MODEL_TYPE)

@@ -86,17 +86,19 @@ def instruction_auc(selector: Selector, trajectories: list[Trajectory], num_fram
 
 
 def top_k_precision(selector: Selector, trajectories: list[Trajectory], num_frames: int, k: int = 5, phrasings: dict[str, tuple[str, ...]] | None = None) -> float:
-    """What `curate filter --instruction X --top-k K` exports from mixed play data: per task with at least K runs
-    that succeeded, every trajectory of the pool (all tasks, all qualities) is scored under the task's instruction (or
-    each of its `phrasings`); the share of the K best that are runs of that task that succeeded; averaged."""
+    """What `curate filter --instruction X --top-k K` exports from mixed play data: per task that succeeded at least
+    once, every trajectory of the pool (all tasks, all qualities) is scored under the task's instruction (or each of
+    its `phrasings`); the share of the best min(K, its runs that succeeded) that are runs of that task that succeeded
+    (so 1 is reachable when a task has fewer than K); averaged."""
     tasks = np.array([t.instruction for t in trajectories])
     succeeded = np.array([t.quality != "failure" for t in trajectories])
     per_instruction = []
     for task in sorted(set(tasks)):
-        if (succeeded & (tasks == task)).sum() < k:
+        cut = min(k, int((succeeded & (tasks == task)).sum()))
+        if cut == 0:
             continue
         for words in (phrasings or {}).get(task, ()) if phrasings is not None else (task,):
-            best = np.argsort(-select_scores(selector, trajectories, words, num_frames), kind="stable")[:k]
+            best = np.argsort(-select_scores(selector, trajectories, words, num_frames), kind="stable")[:cut]
             per_instruction.append(float(np.mean(succeeded[best] & (tasks[best] == task))))
     return float(np.mean(per_instruction)) if per_instruction else float("nan")
 

