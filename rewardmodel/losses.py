@@ -42,8 +42,11 @@ def rank_loss(final_a: Tensor, final_b: Tensor, a_is_better: Tensor, scale: floa
 
 
 def match_loss(logits: Tensor, same_task: Tensor) -> Tensor:
-    """SigLIP's sigmoid loss over every (trajectory, instruction) of the batch: (B, U) logits, (B, U) bool targets;
-    averaged over all pairs (SigLIP sums over instructions: at this batch size that outweighed the other losses 20:1
-    at the start)."""
+    """SigLIP's sigmoid loss over every (trajectory, instruction) of the batch, (B, U) logits and bool targets, with
+    matching and non-matching pairs weighted equally: with 34 tasks about 1 pair in 16 matches, and the plain mean
+    trained a head that learned the base rate and nothing else (loss 0.226 against 0.233 for "never a match")."""
     signs = same_task.float() * 2 - 1
-    return -F.logsigmoid(signs * logits).mean()
+    per_pair = -F.logsigmoid(signs * logits)
+    positive, negative = same_task, ~same_task
+    parts = [per_pair[mask].mean() for mask in (positive, negative) if mask.any()]
+    return torch.stack(parts).mean()

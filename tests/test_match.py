@@ -24,11 +24,14 @@ runner = CliRunner()
 RATIOS = {"rewind": 1.0, "suboptimal": 1.0, "different_task": 1.0}
 
 
-def test_match_loss_is_siglips_sigmoid_loss_averaged_over_pairs() -> None:
-    logits = torch.tensor([[5.0, -5.0], [0.0, 0.0]])
-    same = torch.tensor([[True, False], [False, True]])
-    expected = -torch.nn.functional.logsigmoid(torch.tensor([5.0, 5.0, 0.0, 0.0])).mean()
+def test_match_loss_weighs_matching_and_other_pairs_equally() -> None:
+    logits = torch.tensor([[5.0, -5.0, -1.0], [0.0, 0.0, 2.0]])
+    same = torch.tensor([[True, False, False], [False, True, False]])
+    per_pair = -torch.nn.functional.logsigmoid(torch.tensor([[5.0, 5.0, 1.0], [0.0, 0.0, -2.0]]))
+    expected = (per_pair[same].mean() + per_pair[~same].mean()) / 2
     assert match_loss(logits, same).item() == pytest.approx(expected.item())
+    no_match = -torch.nn.functional.logsigmoid(-logits).mean()  # a batch with no matching pair: the negatives alone
+    assert match_loss(logits, torch.zeros_like(same)).item() == pytest.approx(no_match.item())
 
 
 def test_paraphrased_rows_keep_their_task_and_runs_without_paraphrases_keep_their_pairs() -> None:
