@@ -25,6 +25,28 @@ from policies.recipes import DEFAULT_RECIPES
 from rewardmodel.errors import RewardModelError
 
 app = typer.Typer(help="Find the good episodes in robot play data.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option(help="Show the video encoder's and dataset library's own messages.")] = False) -> None:
+    if verbose:
+        os.environ["SVT_LOG"] = "4"
+        return
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"  # read when datasets is imported, which is later
+    _quiet_ffmpeg()
+
+
+def _quiet_ffmpeg() -> None:
+    """Silence FFmpeg's informational messages (a "moving the moov atom" line per video file written): lerobot resets
+    PyAV's log callback to FFmpeg's default, which prints at FFmpeg's own level, so that level is lowered to errors.
+    A PyAV without its bundled libavutil is left as it is."""
+    import ctypes
+    import glob
+
+    import av  # loads its bundled FFmpeg libraries, which the handle below then shares
+
+    for library in glob.glob(str(Path(av.__file__).parent.parent / "av.libs" / "libavutil-*")):
+        ctypes.CDLL(library).av_log_set_level(16)  # AV_LOG_ERROR
 datagen_app = typer.Typer(help="Generate play datasets in simulation.", no_args_is_help=True)
 app.add_typer(datagen_app, name="datagen")
 rm_app = typer.Typer(help="Train and evaluate reward models.", no_args_is_help=True)

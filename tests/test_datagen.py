@@ -102,3 +102,15 @@ def test_cli_info_lists_episodes_and_rejects_missing_paths(tiny_dataset: Path, t
     assert "4 episodes at 10 fps" in result.output and "suboptimal" in result.output
     result = CliRunner().invoke(app, ["info", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "does not exist; give a LeRobot v3 dataset root" in result.output
+
+
+def test_normal_runs_hide_ffmpeg_chatter_and_verbose_shows_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    args = ["datagen", "metaworld", "--tasks", "reach", "--episodes-per-task", "2", "--steps", "8", "--size", "32", "--overwrite"]
+    quiet = subprocess.run([sys.executable, "-m", "curate.cli", *args, "--out", str(tmp_path / "q")], capture_output=True, text=True, timeout=300)
+    loud = subprocess.run([sys.executable, "-m", "curate.cli", "--verbose", *args, "--out", str(tmp_path / "l")], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "moov atom" in loud.stderr and "Svt[info]" in loud.stderr  # FFmpeg's muxer and the AV1 encoder
+    assert "moov atom" not in quiet.stderr and "Svt[info]" not in quiet.stderr and "Map:" not in quiet.stderr
