@@ -32,7 +32,6 @@ def _options(verbose: Annotated[bool, typer.Option(help="Show the video encoder'
     if verbose:
         os.environ["SVT_LOG"] = "4"
         return
-    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"  # read when datasets is imported, which is later
     _quiet_ffmpeg()
 
 
