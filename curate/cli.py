@@ -226,7 +226,7 @@ def rank(
         raise CurateError(f"unknown --format {format!r}; use table, csv or json")
     rows, model_id, total = ranked(index, instruction, dataset or (), model, top, bottom)
     if format == "csv":
-        print(rows.drop(columns=["frame_index", "frame_progress"]).to_csv(index=False), end="")
+        print(rows.drop(columns=["frame_index", "frame_progress", "frame_success"]).to_csv(index=False), end="")
         return
     if format == "json":
         print(rows.to_json(orient="records", indent=1))
@@ -258,9 +258,16 @@ def filter_(
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     dataset: Annotated[str | None, typer.Option(help="Source dataset root (needed when the index holds several).")] = None,
     model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    trim: Annotated[bool, typer.Option(help="Cut each kept episode to its useful frames: from just before progress rises to just after success (docs/cli.md).")] = False,
+    trim_margin: Annotated[int, typer.Option(help="Frames kept on either side of the useful span with --trim.")] = 2,
+    link: Annotated[bool, typer.Option(help="Hard-link the source's video files instead of copying them (same filesystem; treat both as read-only).")] = False,
+    reencode: Annotated[bool, typer.Option(help="Re-encode the videos with lerobot so the export holds no dropped episode's bytes (slow; whole episodes only).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Keep the episodes that pass the filters and export them as a LeRobot v3 dataset with a selection manifest."""
+    """Keep the episodes that pass the filters and export them as a LeRobot v3 dataset with a selection manifest.
+
+    The export reuses the source's encoded video (kept episodes point into copies of its video files), so it runs at
+    about the speed of copying those files."""
     from curate.export import MANIFEST, FilterConfig, export, select
     from curate.filters import make_filter
 
@@ -269,7 +276,8 @@ def filter_(
         filters = tuple(make_filter(name, value) for name, value in given.items() if value is not None)
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, retrieval=retrieval, overwrite=overwrite)
+    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, retrieval=retrieval, overwrite=overwrite,
+                          trim=trim, trim_margin=trim_margin, link=link, reencode=reencode)
     selection = select(config)
     table = Table(title=f"{len(selection.rows)} episodes of {selection.dataset} under {instruction!r} ({selection.model})")
     table.add_column("outcome")

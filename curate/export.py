@@ -11,7 +11,9 @@ from curate.errors import CurateError
 from curate.outputs import check_target
 from curate.filters import Filter, Threshold, apply_filters
 from curate.index import Index
+from curate.lerobot_subset import Span
 from curate.ranking import ranked, ranked_retrieval
+from curate.trimming import useful_span
 
 MANIFEST = "curate_selection.json"
 SCORE_COLUMNS = ("selection_score", "final_progress", "success_prob", "match_prob", "similarity")  # those the source has
@@ -31,12 +33,20 @@ class FilterConfig:
     relabel_task: bool = False
     retrieval: bool = False  # select from `curate retrieve` results (the instruction is the query) instead of scores
     overwrite: bool = False
+    trim: bool = False  # cut each kept episode to its useful span (curate/trimming.py)
+    trim_margin: int = 2
+    link: bool = False  # hard-link the source's video files instead of copying them
+    reencode: bool = False  # lerobot's re-encoding export: no unused video bytes, much slower
 
     def __post_init__(self) -> None:
         if not self.filters:
             raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success, --min-match")
         if self.retrieval and any(isinstance(f, Threshold) for f in self.filters):
             raise CurateError("--min-progress, --min-success and --min-match need reward-model scores; with --retrieval use --top-k or --top-frac")
+        if self.retrieval and self.trim:
+            raise CurateError("--trim needs the reward model's per-frame scores; drop --retrieval or --trim")
+        if self.trim_margin < 0:
+            raise CurateError(f"--trim-margin must be 0 or more frames, got {self.trim_margin}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def select(config: FilterConfig) -> Selection:
     if config.retrieval:
         rows, model = ranked_retrieval(config.index, config.instruction, wanted, config.model)
     else:
-        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model, frames=False)
+        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model, frames=config.trim)
         rows = rows.drop(columns="rank")
     datasets = sorted(rows["dataset"].unique())
     if len(datasets) > 1:
@@ -91,6 +101,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
     source = lerobot_io.open_dataset(selection.dataset)
     order = sorted(int(i) for i in kept["episode_index"])  # exported episodes keep the source's order
     by_episode = kept.set_index("episode_index")
+    spans = [_span(by_episode.loc[i], config) for i in order]
     manifest = {
         "index": str(config.index.resolve()),
         "dataset": selection.dataset,
@@ -100,6 +111,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
         "filters": {f.name: f.value for f in config.filters},
         "per_task": config.per_task,
         "relabel_task": config.relabel_task,
+        "trim_margin": config.trim_margin if config.trim else None,
         "kept": len(kept),
         "dropped": dict(selection.dropped_by_reason()),
         "code_version": provenance.code_version(),
@@ -108,13 +120,22 @@ def export(config: FilterConfig, selection: Selection) -> Path:
             {
                 "episode_index": new,
                 "source_episode_index": old,
+                "source_frames": [span.start, int(by_episode.loc[old, "length"]) if span.end is None else span.end],
                 "task": by_episode.loc[old, "task"],
                 **{column: None if pd.isna(v := by_episode.loc[old, column]) else float(v) for column in SCORE_COLUMNS if column in kept},
             }
-            for new, old in enumerate(order)
+            for new, (old, span) in enumerate(zip(order, spans))
         ],
     }
     return lerobot_io.write_subset(
-        source, order, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
-        extra_files={MANIFEST: lambda: manifest}, inputs=[config.index],
+        source, spans, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
+        extra_files={MANIFEST: lambda: manifest}, inputs=[config.index], link=config.link, reencode=config.reencode,
     )
+
+
+def _span(row: pd.Series, config: FilterConfig) -> Span:
+    """The frames of a kept episode to export: all of them, or with --trim its useful span."""
+    if not config.trim:
+        return Span(int(row.name))
+    start, end = useful_span(row["frame_index"], row["frame_progress"], row["frame_success"], int(row["length"]), config.trim_margin)
+    return Span(int(row.name), start, end)

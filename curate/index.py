@@ -267,7 +267,7 @@ class Index:
         sql = (
             "SELECT dataset, episode_index, instruction, model, task, length, final_progress, mean_progress, success_prob,"
             f" {self._match} AS match_prob, {SELECTION_SCORE.format(match=self._match)} AS selection_score"
-            + (", frame_index, frame_progress" if frames else "") + f" FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
+            + (", frame_index, frame_progress, frame_success" if frames else "") + f" FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         )
         return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()
 

@@ -12,6 +12,7 @@ import numpy as np
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from curate.errors import CurateError
+from curate.lerobot_subset import Span, write_spans
 from curate.outputs import atomic_folder
 from curate.records import EpisodeData, EpisodeInfo
 
@@ -282,37 +283,52 @@ def _frame_value(value: np.ndarray) -> np.ndarray:
 
 def write_subset(
     ds: LeRobotDataset,
-    keep: Sequence[int],
+    keep: Sequence[int | Span],
     out: Path,
     overwrite: bool = False,
     task: str | None = None,
     extra_files: dict[str, Callable[[], dict]] | None = None,
     inputs: Sequence[str | Path] = (),
+    link: bool = False,
+    reencode: bool = False,
 ) -> Path:
-    """Write the episodes `keep` of `ds` as a new LeRobot v3 dataset at `out` (renumbered from 0), atomically;
-    `task` relabels every exported episode with that task string. `out` may not touch the source or other `inputs`.
+    """Write the episodes `keep` of `ds` (indices, or `Span`s to cut them to frame ranges) as a new LeRobot v3 dataset
+    at `out` (renumbered from 0, in the source's order), atomically; `task` relabels every exported episode.
+    `out` may not touch the source or other `inputs`; the source is untouched.
 
-    Uses lerobot's own dataset tools, so state and action values are copied bit-identically; the source is untouched.
+    By default the source's encoded video is reused (files copied whole, or hard-linked with `link`) and state and
+    action values are copied bit-identically; `reencode` takes lerobot's `delete_episodes`, which re-encodes every
+    video file that mixes kept and dropped episodes so the export holds no unused bytes (whole episodes only).
     """
-    from lerobot.datasets.dataset_tools import delete_episodes, modify_tasks
-
+    spans = sorted((k if isinstance(k, Span) else Span(int(k)) for k in keep), key=lambda s: s.episode)
     out = Path(out).expanduser().resolve()
     total = ds.meta.total_episodes
-    keep_set = {int(i) for i in keep}
-    if not keep_set:
+    if not spans:
         raise CurateError("no episodes selected to export; loosen the filter")
-    outside = sorted(i for i in keep_set if not 0 <= i < total)
+    outside = sorted(s.episode for s in spans if not 0 <= s.episode < total)
     if outside:
         raise CurateError(f"episodes {outside} are not in the dataset (it has {total}); the index is out of date: rescore it")
+    trimmed = any(s.start != 0 or s.end is not None for s in spans)
+    if reencode and (trimmed or link):
+        raise CurateError("--reencode exports whole episodes by copying; drop --trim and --link, or drop --reencode")
     with atomic_folder(out, overwrite, inputs=[dataset_root(ds), *inputs]) as partial:
-        drop = [i for i in range(total) if i not in keep_set]
-        if drop:
-            logging.getLogger("lerobot").setLevel(logging.WARNING)
-            delete_episodes(ds, drop, output_dir=partial, repo_id=f"local/{out.name}")
+        if reencode:
+            _reencode_subset(ds, [s.episode for s in spans], partial, out.name, task)
         else:
-            shutil.copytree(dataset_root(ds), partial)
-        if task is not None:
-            modify_tasks(LeRobotDataset(f"local/{out.name}", root=partial), new_task=task)
+            write_spans(dataset_root(ds), spans, partial, task=task, link=link)
         for name, content in (extra_files or {}).items():
             (partial / name).write_text(json.dumps(content(), indent=2))
     return out
+
+
+def _reencode_subset(ds: LeRobotDataset, keep: Sequence[int], partial: Path, name: str, task: str | None) -> None:
+    from lerobot.datasets.dataset_tools import delete_episodes, modify_tasks
+
+    drop = [i for i in range(ds.meta.total_episodes) if i not in set(keep)]
+    if drop:
+        logging.getLogger("lerobot").setLevel(logging.WARNING)
+        delete_episodes(ds, drop, output_dir=partial, repo_id=f"local/{name}")
+    else:
+        shutil.copytree(dataset_root(ds), partial, dirs_exist_ok=True)
+    if task is not None:
+        modify_tasks(LeRobotDataset(f"local/{name}", root=partial), new_task=task)
