@@ -4,6 +4,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import load_model, save_model
 
 from curate import lerobot_io, provenance
@@ -17,19 +18,24 @@ POLICY_CONFIG = "policy.json"
 POLICY_WEIGHTS = "policy.safetensors"
 
 
-def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bool = False) -> tuple[BCPolicy, list[float]]:
-    """Train on every frame of `dataset` (normalised with its own state stats) and save to `out`."""
-    check_target(out, overwrite, inputs=[dataset])
+def train_policy(
+    dataset: str | Path, out: Path, config: BCConfig, overwrite: bool = False, weights: Path | None = None, horizon: int = 10
+) -> tuple[BCPolicy, list[float]]:
+    """Train on every frame of `dataset` (normalised with its own state stats) and save to `out`; `weights`: a
+    `curate weights` parquet, turned into per-frame weights by lerobot's RA-BC weighter over `horizon` frames."""
+    check_target(out, overwrite, inputs=[dataset, *([weights] if weights else [])])
     ds = lerobot_io.open_dataset(dataset)
-    columns = lerobot_io.read_columns(ds, [STATE, ACTION])
+    columns = lerobot_io.read_columns(ds, [STATE, ACTION, "index"])
     mean, std = lerobot_io.feature_stats(ds, STATE)
+    frame_weights = None if weights is None else rabc_weights(weights, columns["index"].reshape(-1), horizon)
     try:
-        policy, losses = train_bc(columns[STATE], columns[ACTION], mean, std, config)
+        policy, losses = train_bc(columns[STATE], columns[ACTION], mean, std, config, frame_weights)
     except ValueError as err:
         raise CurateError(str(err)) from None
     meta = {
         "state_dim": int(columns[STATE].shape[1]), "action_dim": int(columns[ACTION].shape[1]), "config": asdict(config),
         "dataset": str(lerobot_io.dataset_root(ds)), "frames": int(len(columns[STATE])), "episodes": int(ds.meta.total_episodes),
+        "weights": None if weights is None else {"progress": str(Path(weights).resolve()), "horizon": horizon, "mean": float(frame_weights.mean()), "min": float(frame_weights.min()), "max": float(frame_weights.max())},
         "final_loss": losses[-1], "code_version": provenance.code_version(), "created": provenance.now(),
     }
     with atomic_folder(out, overwrite, inputs=[dataset]) as partial:
@@ -37,6 +43,23 @@ def train_policy(dataset: str | Path, out: Path, config: BCConfig, overwrite: bo
         save_model(policy, str(partial / POLICY_WEIGHTS))
         (partial / POLICY_CONFIG).write_text(json.dumps(meta, indent=2))
     return policy, losses
+
+
+def rabc_weights(progress: Path, index: np.ndarray, horizon: int) -> np.ndarray:
+    """Each frame's RA-BC weight (lerobot's own weighter: the progress its next `horizon` frames make)."""
+    from lerobot.rewards.sarm.rabc import RABCWeights
+
+    if not Path(progress).is_file():
+        raise CurateError(f"weights file {progress} does not exist; write it with `curate weights DATASET --out DIR` (DIR/progress.parquet)")
+    if horizon < 1:
+        raise CurateError(f"--horizon must be at least 1 frame, got {horizon}")
+    weighter = RABCWeights(progress_path=progress, chunk_size=horizon, device="cpu")
+    known = set(weighter.progress_lookup)
+    missing = int(sum(int(i) not in known for i in index))
+    if missing:
+        raise CurateError(f"{progress} has no progress for {missing} of {len(index)} frames; it was written for another dataset: run `curate weights` on this one")
+    weights, _ = weighter.compute_batch_weights({"index": index})
+    return weights.numpy()
 
 
 def load_policy(folder: Path) -> BCPolicy:

@@ -291,6 +291,23 @@ def filter_(
     console.print(f"wrote {path} ({MANIFEST} beside meta/)", soft_wrap=True)
 
 
+@app.command("weights")
+@friendly
+def weights(
+    dataset: Annotated[str, typer.Argument(help="The scored LeRobot dataset root.")],
+    out: Annotated[Path, typer.Option(help="New folder for progress.parquet.")],
+    instruction: Annotated[str | None, typer.Option(help="Progress under this instruction (default: each episode's own task).")] = None,
+    index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
+    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Write every frame's progress as lerobot-train's RA-BC parquet, for reward-weighted behaviour cloning."""
+    from curate.rabc import WeightsConfig, write_weights
+
+    path = write_weights(WeightsConfig(dataset=dataset, index=index, out=out, instruction=instruction, model=model, overwrite=overwrite))
+    console.print(f"wrote {path}; train with `lerobot-train ... --sample_weighting.type=rabc --sample_weighting.progress_path={path}`", soft_wrap=True)
+
+
 @retrieve_app.command("train")
 @friendly
 def retrieve_train(
@@ -476,9 +493,12 @@ def bc_train(
     hidden: Annotated[int, typer.Option(help="MLP width.")] = 256,
     layers: Annotated[int, typer.Option(help="MLP hidden layers.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Reward-weighted BC: a progress.parquet from `curate weights` for this dataset.")] = None,
+    horizon: Annotated[int, typer.Option(help="With --weights: frames ahead over which a frame's progress is measured.")] = 10,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Train a state-based MLP policy by behaviour cloning, normalised with the dataset's own stats."""
+    """Train a state-based MLP policy by behaviour cloning, normalised with the dataset's own stats; with --weights
+    each frame counts by the progress it makes (lerobot's RA-BC weighting)."""
     from policies.bc import BCConfig
 
     from curate.bc_runs import train_policy
@@ -488,7 +508,7 @@ def bc_train(
     except ValueError as err:
         raise CurateError(str(err)) from None
     with err_console.status(f"training {steps} steps"):
-        _, losses = train_policy(dataset, out, config, overwrite)
+        _, losses = train_policy(dataset, out, config, overwrite, weights, horizon)
     console.print(f"saved {out.resolve()} (final loss {losses[-1]:.4f})", soft_wrap=True)
 
 

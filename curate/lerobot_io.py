@@ -133,6 +133,11 @@ def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
     return out
 
 
+def episode_offsets(ds: LeRobotDataset) -> dict[int, int]:
+    """Each episode's first global frame index (the dataset's `index` column)."""
+    return {int(row["episode_index"]): int(row["dataset_from_index"]) for row in ds.meta.episodes}
+
+
 def read_columns(ds: LeRobotDataset, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Whole numeric columns (one row per frame, all episodes), plus `episode_index`."""
     missing = [key for key in keys if key not in ds.meta.features]

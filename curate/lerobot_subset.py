@@ -40,59 +40,85 @@ def write_spans(root: Path, spans: Sequence[Span], out: Path, task: str | None =
     folder `out`; `task` relabels every episode; `link` hard-links the video files instead of copying them."""
     info = json.loads((root / "meta" / "info.json").read_text())
     fps = info["fps"]
-    episode_files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
-    source_table = pq.read_table(episode_files, columns=[c for c in pq.read_schema(episode_files[0]).names if not c.startswith("stats/")])
-    source = source_table.to_pandas().set_index("episode_index", drop=False)
+    source = pq.read_table(sorted((root / "meta" / "episodes").rglob("*.parquet")))
+    position = {int(e): i for i, e in enumerate(source.column("episode_index").to_numpy())}
     episodes = [s.episode for s in spans]
     if episodes != sorted(set(episodes)):
         raise CurateError("episodes to export must be distinct and in ascending order")
-    rows = source.loc[episodes]
+    kept = source.take(pa.array([position[e] for e in episodes]))
+    rows = kept.select([c for c in kept.column_names if not c.startswith("stats/")]).to_pandas()
     lengths = rows["length"].to_numpy()
     starts = np.array([s.start for s in spans])
     ends = np.array([length if s.end is None else s.end for s, length in zip(spans, lengths)])
     if ((starts < 0) | (ends > lengths) | (ends - starts < 1)).any():
         raise CurateError("a frame span is empty or outside its episode; every kept episode needs at least one frame")
     new_lengths = ends - starts
-    new_episode = {old: new for new, old in enumerate(episodes)}
     tasks, task_map = _tasks(root, rows, task)
+    numeric = [key for key, f in info["features"].items() if f["dtype"] not in ("video", "image", "string", "language")]
+    # an episode's own stats stay valid unless it was cut or mixes tasks; the renumbered columns follow in closed form
+    recompute = {new for new, (cut, tasks_of) in enumerate(zip(new_lengths != lengths, rows["tasks"])) if cut or len(tasks_of) != 1}
 
     out.mkdir(parents=True, exist_ok=True)
-    data_rows, numeric_stats = _write_data(root, info, rows, starts, ends, new_episode, task_map, out)
+    data_rows, recomputed = _write_data(root, info, rows, starts, ends, task_map, recompute, kept.schema, numeric, out)
     video_keys = [key for key, feature in info["features"].items() if feature["dtype"] == "video"]
     for key in video_keys:
         _copy_videos(root, info, rows, key, out, link)
 
-    stats = _video_stats(episode_files, episodes, video_keys)
-    for episode_stats, numeric in zip(stats, numeric_stats, strict=True):
-        episode_stats.update(numeric)
-    table = {
+    offsets = np.cumsum(new_lengths) - new_lengths
+    columns = {
         "episode_index": np.arange(len(spans)),
         "length": new_lengths,
-        "tasks": [[task] for _ in spans] if task is not None else list(rows["tasks"]),
         "meta/episodes/chunk_index": np.zeros(len(spans), dtype=int),
         "meta/episodes/file_index": np.zeros(len(spans), dtype=int),
-        "data/chunk_index": rows["data/chunk_index"].to_numpy(),
-        "data/file_index": rows["data/file_index"].to_numpy(),
-        "dataset_from_index": np.cumsum(new_lengths) - new_lengths,
-        "dataset_to_index": np.cumsum(new_lengths),
+        "dataset_from_index": offsets,
+        "dataset_to_index": offsets + new_lengths,
     }
+    if task is not None:
+        columns["tasks"] = [[task]] * len(spans)
     for key in video_keys:
-        for column in ("chunk_index", "file_index"):
-            table[f"videos/{key}/{column}"] = rows[f"videos/{key}/{column}"].to_numpy()
-        table[f"videos/{key}/from_timestamp"] = rows[f"videos/{key}/from_timestamp"].to_numpy() + starts / fps
-        table[f"videos/{key}/to_timestamp"] = table[f"videos/{key}/from_timestamp"] + new_lengths / fps
-    schema = pq.read_schema(episode_files[0])
-    for column in schema.names:
-        if column.startswith("stats/"):
-            _, key, name = column.split("/", 2)
-            table[column] = [s[key][name].tolist() for s in stats]
+        columns[f"videos/{key}/from_timestamp"] = rows[f"videos/{key}/from_timestamp"].to_numpy() + starts / fps
+        columns[f"videos/{key}/to_timestamp"] = columns[f"videos/{key}/from_timestamp"] + new_lengths / fps
+    own_task = [task_map[int(i)] for i in _first_task_index(root, rows)]
+    closed = {"index": (offsets, 1.0), "episode_index": (np.arange(len(spans)), 0.0), "task_index": (np.array(own_task), 0.0),
+              "frame_index": (np.zeros(len(spans)), 1.0), "timestamp": (np.zeros(len(spans)), 1.0 / fps)}
+    for key, (first, step) in closed.items():
+        for name in _stat_names(kept.schema, key):
+            columns[f"stats/{key}/{name}"] = _arange_stat(name, first, step, new_lengths)
+    for column, values in columns.items():
+        index = kept.schema.get_field_index(column)
+        kept = kept.set_column(index, kept.schema.field(index), pa.array(list(values) if column == "tasks" else values, type=kept.schema.field(index).type))
+    for new, stats in recomputed.items():  # cut or mixed-task episodes: every numeric stat from their kept frames
+        for key, values in stats.items():
+            for name, value in values.items():
+                index = kept.schema.get_field_index(f"stats/{key}/{name}")
+                column = kept.column(index).to_pylist()
+                column[new] = value.tolist()
+                kept = kept.set_column(index, kept.schema.field(index), pa.array(column, type=kept.schema.field(index).type))
     (out / EPISODES_FILE).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pydict({name: table[name] for name in schema.names}, schema=schema), out / EPISODES_FILE)
+    pq.write_table(kept, out / EPISODES_FILE)
 
     tasks.to_parquet(out / "meta" / "tasks.parquet")
     info.update(total_episodes=len(spans), total_frames=int(data_rows), total_tasks=len(tasks), splits={"train": f"0:{len(spans)}"})
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=4))
-    _write_stats(stats, out)
+    _write_stats(kept, [*numeric, *video_keys], out)
+
+
+def _arange_stat(name: str, first: np.ndarray, step: float, n: np.ndarray) -> list:
+    """Stat `name` of the values first + step * k, k = 0 .. n-1, per episode (numpy's linear quantiles)."""
+    if name == "count":
+        return [[int(v)] for v in n]
+    fraction = {"min": 0.0, "max": 1.0, "mean": 0.5}.get(name)
+    if name == "std":
+        return [[float(v)] for v in step * np.sqrt((n.astype(float) ** 2 - 1) / 12)]
+    if fraction is None:
+        fraction = int(name[1:]) / 100
+    return [[float(v)] for v in first + step * fraction * (n - 1)]
+
+
+def _first_task_index(root: Path, rows: pd.DataFrame) -> list[int]:
+    """Each episode's source task_index (its first task's)."""
+    source = pd.read_parquet(root / "meta" / "tasks.parquet")
+    return [int(source.loc[tasks[0], "task_index"]) for tasks in rows["tasks"]]
 
 
 def _tasks(root: Path, rows: pd.DataFrame, task: str | None) -> tuple[pd.DataFrame, dict[int, int]]:
@@ -106,31 +132,28 @@ def _tasks(root: Path, rows: pd.DataFrame, task: str | None) -> tuple[pd.DataFra
     return kept.assign(task_index=[task_map[int(i)] for i in kept["task_index"]]), task_map
 
 
-def _write_data(root, info, rows, starts, ends, new_episode, task_map, out) -> tuple[int, list[dict]]:
-    """Copy the kept rows of every data file the spans touch, renumbered; returns the row count and, per episode, the
-    stats of its numeric features (recomputed: a trimmed episode's values differ from the source's)."""
-    from lerobot.datasets.compute_stats import compute_episode_stats
-
-    fps = info["fps"]
-    span_of = {int(e): (int(s), int(t)) for e, s, t in zip(rows["episode_index"], starts, ends)}
-    numeric = {key: f for key, f in info["features"].items() if f["dtype"] not in ("video", "image", "string", "language")}
-    written, stats = 0, []
+def _write_data(root, info, rows, starts, ends, task_map, recompute, schema, numeric, out) -> tuple[int, dict[int, dict]]:
+    """Copy the kept rows of every data file the spans touch, renumbered; returns the row count and, for the episodes
+    in `recompute`, the stats of their numeric features from the rows kept."""
+    fps, size = info["fps"], int(info["total_episodes"])
+    lo, hi, renumber = (np.zeros(size, dtype=np.int64) for _ in range(3))
+    lo[rows["episode_index"]], hi[rows["episode_index"]] = starts, ends
+    renumber[rows["episode_index"]] = np.arange(len(rows))
+    new_task = np.zeros(max(task_map) + 1, dtype=np.int64)
+    new_task[list(task_map)] = list(task_map.values())
+    written, stats = 0, {}
     for (chunk, file), _ in rows.groupby(["data/chunk_index", "data/file_index"], sort=True):
         relative = info["data_path"].format(chunk_index=chunk, file_index=file)
         table = pq.read_table(root / relative)
-        episode = table.column("episode_index").to_numpy()
-        frame = table.column("frame_index").to_numpy()
-        lo = np.array([span_of.get(int(e), (0, 0))[0] for e in episode])
-        hi = np.array([span_of.get(int(e), (0, 0))[1] for e in episode])
-        table = table.filter(pa.array((frame >= lo) & (frame < hi)))
         episode, frame = table.column("episode_index").to_numpy(), table.column("frame_index").to_numpy()
-        start = np.array([span_of[int(e)][0] for e in episode])
+        table = table.filter(pa.array((frame >= lo[episode]) & (frame < hi[episode])))
+        episode, frame = table.column("episode_index").to_numpy(), table.column("frame_index").to_numpy()
         values = {
             "index": np.arange(written, written + len(episode)),
-            "episode_index": np.array([new_episode[int(e)] for e in episode]),
-            "task_index": np.array([task_map[int(t)] for t in table.column("task_index").to_numpy()]),
-            "frame_index": frame - start,
-            "timestamp": (frame - start) / fps,
+            "episode_index": renumber[episode],
+            "task_index": new_task[table.column("task_index").to_numpy()],
+            "frame_index": frame - lo[episode],
+            "timestamp": (frame - lo[episode]) / fps,
         }
         for name in RENUMBERED:
             position = table.schema.get_field_index(name)
@@ -138,11 +161,27 @@ def _write_data(root, info, rows, starts, ends, new_episode, task_map, out) -> t
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out / relative, compression="snappy")
         written += len(episode)
-        for new in np.unique(table.column("episode_index").to_numpy()):
-            part = table.filter(pa.array(table.column("episode_index").to_numpy() == new))
-            arrays = {key: np.stack(part.column(key).to_numpy(zero_copy_only=False)).astype(np.float64).reshape(len(part), -1) for key in numeric}
-            stats.append(compute_episode_stats(arrays, numeric))
+        for new in recompute.intersection(np.unique(values["episode_index"]).tolist()):
+            part = values["episode_index"] == new
+            stats[new] = {key: _numeric_stats(_matrix(table.column(key).filter(pa.array(part))), _stat_names(schema, key)) for key in numeric}
     return written, stats
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """A parquet column (scalars or fixed-size lists) as frames x dims float64."""
+    return np.stack(column.to_numpy(zero_copy_only=False)).astype(np.float64).reshape(len(column), -1)
+
+
+def _stat_names(schema: pa.Schema, key: str) -> list[str]:
+    return [c.split("/", 2)[2] for c in schema.names if c.startswith(f"stats/{key}/")]
+
+
+def _numeric_stats(values: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The per-episode stats lerobot keeps (min, max, mean, std, count, quantiles named qNN) of frames x dims."""
+    stats = {"min": values.min(0), "max": values.max(0), "mean": values.mean(0), "std": values.std(0), "count": np.array([len(values)])}
+    quantiles = [name for name in names if name not in stats]
+    stats.update(zip(quantiles, np.quantile(values, [int(name[1:]) / 100 for name in quantiles], axis=0)))
+    return {name: stats[name] for name in names}
 
 
 def _copy_videos(root: Path, info: dict, rows: pd.DataFrame, key: str, out: Path, link: bool) -> None:
@@ -164,23 +203,13 @@ def _copy_videos(root: Path, info: dict, rows: pd.DataFrame, key: str, out: Path
             raise
 
 
-def _video_stats(episode_files: list[Path], episodes: list[int], video_keys: list[str]) -> list[dict]:
-    """The source's per-episode stats of each video feature (sampled frames; kept as they are for a trimmed episode)."""
-    columns = [c for c in pq.read_schema(episode_files[0]).names if c.startswith("stats/") and c.split("/")[1] in video_keys]
-    table = pq.read_table(episode_files, columns=["episode_index", *columns])
-    position = {int(e): i for i, e in enumerate(table.column("episode_index").to_numpy())}
-    values = {c: table.column(c).to_pylist() for c in columns}
-    stats = []
-    for episode in episodes:
-        per_key: dict[str, dict] = {key: {} for key in video_keys}
-        for column in columns:
-            _, key, name = column.split("/", 2)
-            per_key[key][name] = np.asarray(values[column][position[episode]], dtype=np.float64)
-        stats.append(per_key)
-    return stats
-
-
-def _write_stats(stats: list[dict], out: Path) -> None:
+def _write_stats(episodes: pa.Table, keys: Sequence[str], out: Path) -> None:
+    """meta/stats.json: lerobot's aggregate of the subset's per-episode stats."""
     from lerobot.datasets import aggregate_stats, write_stats
 
-    write_stats(aggregate_stats(stats), out)
+    columns = {(key, name): np.asarray(episodes.column(f"stats/{key}/{name}").to_pylist(), dtype=np.float64) for key in keys for name in _stat_names(episodes.schema, key)}
+    per_episode = [{key: {} for key in keys} for _ in range(len(episodes))]
+    for (key, name), values in columns.items():
+        for i, value in enumerate(values):
+            per_episode[i][key][name] = value
+    write_stats(aggregate_stats(per_episode), out)

@@ -46,8 +46,11 @@ class BCPolicy(nn.Module):
         return self(torch.as_tensor(state, dtype=torch.float32).unsqueeze(0))[0].numpy()
 
 
-def train_bc(states: np.ndarray, actions: np.ndarray, state_mean: np.ndarray, state_std: np.ndarray, config: BCConfig) -> tuple[BCPolicy, list[float]]:
-    """Fit actions from states by mean squared error; returns the policy (eval mode) and the loss per step."""
+def train_bc(
+    states: np.ndarray, actions: np.ndarray, state_mean: np.ndarray, state_std: np.ndarray, config: BCConfig, weights: np.ndarray | None = None
+) -> tuple[BCPolicy, list[float]]:
+    """Fit actions from states by mean squared error (each frame's error scaled by its weight, when given: reward-
+    weighted BC); returns the policy (eval mode) and the loss per step."""
     # seeding
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -58,6 +61,8 @@ def train_bc(states: np.ndarray, actions: np.ndarray, state_mean: np.ndarray, st
         raise ValueError("no frames to train on; the selection is empty")
     x = torch.as_tensor(states, dtype=torch.float32)
     y = torch.as_tensor(actions, dtype=torch.float32).clamp(-1, 1)
+    w = torch.ones(len(x)) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    assert w.shape == (len(x),), (w.shape, len(x))
 
     # model
     policy = BCPolicy(x.shape[1], y.shape[1], config.hidden, config.layers)
@@ -70,7 +75,8 @@ def train_bc(states: np.ndarray, actions: np.ndarray, state_mean: np.ndarray, st
     losses = []
     for _ in range(config.steps):
         batch = torch.randint(0, len(x), (config.batch_size,), generator=generator)
-        loss = nn.functional.mse_loss(policy(x[batch]), y[batch])
+        errors = nn.functional.mse_loss(policy(x[batch]), y[batch], reduction="none").mean(dim=1)
+        loss = (errors * w[batch]).sum() / (w[batch].sum() + 1e-6)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
