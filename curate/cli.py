@@ -305,7 +305,7 @@ def weights(
     from curate.rabc import WeightsConfig, write_weights
 
     path = write_weights(WeightsConfig(dataset=dataset, index=index, out=out, instruction=instruction, model=model, overwrite=overwrite))
-    console.print(f"wrote {path}; train with `lerobot-train ... --sample_weighting.type=rabc --sample_weighting.progress_path={path}`", soft_wrap=True)
+    console.print(f"wrote {path}; train with `curate bc train {dataset} --weights {path}` or `lerobot-train ... --sample_weighting.type=rabc --sample_weighting.progress_path={path}`", soft_wrap=True)
 
 
 @retrieve_app.command("train")

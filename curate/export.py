@@ -98,7 +98,6 @@ def export(config: FilterConfig, selection: Selection) -> Path:
     kept = selection.kept
     if kept.empty:
         raise CurateError("the filters dropped every episode; loosen them (e.g. a larger --top-k or a lower threshold)")
-    source = lerobot_io.open_dataset(selection.dataset)
     order = sorted(int(i) for i in kept["episode_index"])  # exported episodes keep the source's order
     by_episode = kept.set_index("episode_index")
     spans = [_span(by_episode.loc[i], config) for i in order]
@@ -128,7 +127,7 @@ def export(config: FilterConfig, selection: Selection) -> Path:
         ],
     }
     return lerobot_io.write_subset(
-        source, spans, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
+        selection.dataset, spans, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
         extra_files={MANIFEST: lambda: manifest}, inputs=[config.index], link=config.link, reencode=config.reencode,
     )
 

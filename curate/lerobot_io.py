@@ -21,20 +21,29 @@ REWARD_KEY = "next.reward"
 VIDEO_FILE_MB = 16
 
 
+def local_root(source: str | Path) -> Path:
+    """The absolute root of a complete local LeRobot v3 dataset (checked without loading its frames)."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise CurateError(f"dataset path {path} does not exist; give a LeRobot v3 dataset root (the folder with meta/info.json)")
+    info_path = path / "meta" / "info.json"
+    if not info_path.is_file():
+        raise CurateError(f"{path} is not a LeRobot dataset root (no meta/info.json); point to the folder that holds meta/, data/ and videos/")
+    try:
+        version = json.loads(info_path.read_text())["codebase_version"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise CurateError(f"{info_path} is unreadable ({err}); the dataset is corrupt") from err
+    if not str(version).startswith("v3"):
+        raise CurateError(f"{path} is a LeRobot {version} dataset; convert it to v3.0 with lerobot's convert_dataset_v21_to_v30 script")
+    _check_files(path.resolve(), json.loads(info_path.read_text()))
+    return path.resolve()
+
+
 def open_dataset(source: str | Path) -> LeRobotDataset:
     """Open a local LeRobot v3 root, or a hub id (`owner/name`) when no such local path exists."""
     path = Path(source).expanduser()
     if path.exists():
-        info_path = path / "meta" / "info.json"
-        if not info_path.is_file():
-            raise CurateError(f"{path} is not a LeRobot dataset root (no meta/info.json); point to the folder that holds meta/, data/ and videos/")
-        try:
-            version = json.loads(info_path.read_text())["codebase_version"]
-        except (json.JSONDecodeError, KeyError) as err:
-            raise CurateError(f"{info_path} is unreadable ({err}); the dataset is corrupt") from err
-        if not str(version).startswith("v3"):
-            raise CurateError(f"{path} is a LeRobot {version} dataset; convert it to v3.0 with lerobot's convert_dataset_v21_to_v30 script")
-        _check_files(path.resolve(), json.loads(info_path.read_text()))
+        local_root(path)
         try:
             return LeRobotDataset(f"local/{path.resolve().name}", root=path.resolve())
         except Exception as err:  # lerobot raises many types for a broken root
@@ -287,7 +296,7 @@ def _frame_value(value: np.ndarray) -> np.ndarray:
 
 
 def write_subset(
-    ds: LeRobotDataset,
+    source: str | Path,
     keep: Sequence[int | Span],
     out: Path,
     overwrite: bool = False,
@@ -297,7 +306,7 @@ def write_subset(
     link: bool = False,
     reencode: bool = False,
 ) -> Path:
-    """Write the episodes `keep` of `ds` (indices, or `Span`s to cut them to frame ranges) as a new LeRobot v3 dataset
+    """Write the episodes `keep` of the local dataset `source` (indices, or `Span`s to cut them to frame ranges) as a new LeRobot v3 dataset
     at `out` (renumbered from 0, in the source's order), atomically; `task` relabels every exported episode.
     `out` may not touch the source or other `inputs`; the source is untouched.
 
@@ -307,7 +316,8 @@ def write_subset(
     """
     spans = sorted((k if isinstance(k, Span) else Span(int(k)) for k in keep), key=lambda s: s.episode)
     out = Path(out).expanduser().resolve()
-    total = ds.meta.total_episodes
+    root = local_root(source)
+    total = json.loads((root / "meta" / "info.json").read_text())["total_episodes"]
     if not spans:
         raise CurateError("no episodes selected to export; loosen the filter")
     outside = sorted(s.episode for s in spans if not 0 <= s.episode < total)
@@ -316,11 +326,11 @@ def write_subset(
     trimmed = any(s.start != 0 or s.end is not None for s in spans)
     if reencode and (trimmed or link):
         raise CurateError("--reencode exports whole episodes by copying; drop --trim and --link, or drop --reencode")
-    with atomic_folder(out, overwrite, inputs=[dataset_root(ds), *inputs]) as partial:
+    with atomic_folder(out, overwrite, inputs=[root, *inputs]) as partial:
         if reencode:
-            _reencode_subset(ds, [s.episode for s in spans], partial, out.name, task)
+            _reencode_subset(open_dataset(root), [s.episode for s in spans], partial, out.name, task)
         else:
-            write_spans(dataset_root(ds), spans, partial, task=task, link=link)
+            write_spans(root, spans, partial, task=task, link=link)
         for name, content in (extra_files or {}).items():
             (partial / name).write_text(json.dumps(content(), indent=2))
     return out

@@ -70,9 +70,8 @@ def test_corrupt_or_missing_video_is_reported_by_file(tiny_dataset: Path, tmp_pa
 
 
 def test_write_subset_keeps_exactly_the_chosen_episodes_bit_identical(tiny_dataset: Path, tmp_path: Path) -> None:
-    source = lerobot_io.open_dataset(tiny_dataset)
     before = sorted(p.relative_to(tiny_dataset) for p in tiny_dataset.rglob("*"))
-    out = lerobot_io.write_subset(source, [3, 1], tmp_path / "subset")
+    out = lerobot_io.write_subset(tiny_dataset, [3, 1], tmp_path / "subset")
     subset = LeRobotDataset("local/subset", root=out)
     assert subset.meta.total_episodes == 2
     assert [int(e["length"]) for e in subset.meta.episodes] == [12, 11]
@@ -84,9 +83,9 @@ def test_write_subset_keeps_exactly_the_chosen_episodes_bit_identical(tiny_datas
     assert np.abs(frames[0].astype(int) - frame_image(3, 2, 0)).max() <= 6
     assert sorted(p.relative_to(tiny_dataset) for p in tiny_dataset.rglob("*")) == before  # source untouched
     with pytest.raises(CurateError, match="already exists; choose another path or pass --overwrite"):
-        lerobot_io.write_subset(source, [0], out)
+        lerobot_io.write_subset(tiny_dataset, [0], out)
     with pytest.raises(CurateError, match=r"episodes \[7\] are not in the dataset"):
-        lerobot_io.write_subset(source, [7], tmp_path / "other")
+        lerobot_io.write_subset(tiny_dataset, [7], tmp_path / "other")
 
 
 def test_interrupted_write_leaves_nothing_at_the_target(tmp_path: Path) -> None:

@@ -23,10 +23,9 @@ def states(root: Path) -> np.ndarray:
 
 
 def test_a_subset_decodes_frame_for_frame_like_its_source_and_has_the_re_encoded_subsets_stats(tiny_dataset: Path, tmp_path: Path) -> None:
-    source = lerobot_io.open_dataset(tiny_dataset)
     before = {p: p.stat().st_mtime_ns for p in tiny_dataset.rglob("*")}
-    copied = lerobot_io.write_subset(source, [0, 3], tmp_path / "copied")
-    reencoded = lerobot_io.write_subset(source, [0, 3], tmp_path / "reencoded", reencode=True)
+    copied = lerobot_io.write_subset(tiny_dataset, [0, 3], tmp_path / "copied")
+    reencoded = lerobot_io.write_subset(tiny_dataset, [0, 3], tmp_path / "reencoded", reencode=True)
     for new, old, length in ((0, 0, 10), (1, 3, 11)):
         ours, theirs = all_frames(copied, new, list(range(length))), all_frames(tiny_dataset, old, list(range(length)))
         for camera in CAMERAS:
@@ -43,7 +42,7 @@ def test_a_subset_decodes_frame_for_frame_like_its_source_and_has_the_re_encoded
 
 
 def test_a_trimmed_episode_points_into_the_same_video_and_loads_in_lerobot(tiny_dataset: Path, tmp_path: Path) -> None:
-    out = lerobot_io.write_subset(lerobot_io.open_dataset(tiny_dataset), [Span(1, 3, 9), Span(2)], tmp_path / "trimmed")
+    out = lerobot_io.write_subset(tiny_dataset, [Span(1, 3, 9), Span(2)], tmp_path / "trimmed")
     subset = LeRobotDataset("local/trimmed", root=out)
     assert [int(e["length"]) for e in subset.meta.episodes] == [6, 8]
     trimmed = all_frames(out, 0, list(range(6)))
@@ -62,14 +61,13 @@ def test_a_trimmed_episode_points_into_the_same_video_and_loads_in_lerobot(tiny_
 
 
 def test_link_shares_the_video_files_and_bad_spans_are_refused(tiny_dataset: Path, tmp_path: Path) -> None:
-    source = lerobot_io.open_dataset(tiny_dataset)
-    out = lerobot_io.write_subset(source, [2], tmp_path / "linked", link=True)
+    out = lerobot_io.write_subset(tiny_dataset, [2], tmp_path / "linked", link=True)
     for video in (out / "videos").rglob("*.mp4"):
         assert os.path.samefile(video, tiny_dataset / video.relative_to(out))
     with pytest.raises(CurateError, match="a frame span is empty or outside its episode"):
-        lerobot_io.write_subset(source, [Span(0, 5, 5)], tmp_path / "empty")
+        lerobot_io.write_subset(tiny_dataset, [Span(0, 5, 5)], tmp_path / "empty")
     with pytest.raises(CurateError, match="a frame span is empty or outside its episode"):
-        lerobot_io.write_subset(source, [Span(2, 0, 9)], tmp_path / "past_the_end")
+        lerobot_io.write_subset(tiny_dataset, [Span(2, 0, 9)], tmp_path / "past_the_end")
     with pytest.raises(CurateError, match="--reencode exports whole episodes"):
-        lerobot_io.write_subset(source, [Span(0, 1)], tmp_path / "both", reencode=True)
+        lerobot_io.write_subset(tiny_dataset, [Span(0, 1)], tmp_path / "both", reencode=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["linked"]  # nothing half-written
