@@ -557,7 +557,8 @@ def compare(
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """Select K pool episodes per target task by reward model, SigLIP, random, all and oracle; train BC on each; compare."""
+    """Per target task, select K episodes of a look-alike play pool by reward model (whole, trimmed, or weighting every
+    frame), SigLIP, random, all and oracle; train BC on each; compare."""
     import json
 
     from curate.compare import METHODS, CompareConfig, run_compare
@@ -570,7 +571,7 @@ def compare(
     for method in METHODS:
         table.add_column(method, justify="right")
     for task, by_method in results["tasks"].items():
-        table.add_row(task, *(f"{m['success_mean']:.2f}±{m['success_std']:.2f} (p {m['precision']:.2f})" for m in (by_method[x] for x in METHODS)))
+        table.add_row(task, *(f"{m['success_mean']:.2f}±{m['success_std']:.2f}" + ("" if m["precision"] is None else f" (p {m['precision']:.2f})") for m in (by_method[x] for x in METHODS)))
     console.print(table)
     if json_path is not None:
         write_file(json_path, json.dumps({"about": f"{STAMP}: curate compare", "tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))

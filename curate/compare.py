@@ -4,7 +4,7 @@ seeds, roll the policies out, and report success rates and selection precision s
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import matplotlib
@@ -12,21 +12,35 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from curate import lerobot_io, provenance
 from curate.datagen import DatagenConfig, generate
 from curate.errors import CurateError
 from curate.index import Index
+from curate.bc_runs import rabc_weights
 from curate.outputs import workspace
+from curate.rabc import FILENAME, WeightsConfig, write_weights
 from curate.retrieval import RetrieveConfig, RetrieveTrainConfig, open_siglip, retrieve, train_siglip
 from curate.scoring import ScoreConfig, prepare, score_dataset
+from curate.trimming import useful_span
 from policies.bc import BCConfig, train_bc
 from policies.evaluation import evaluate_policy
 from policies.metaworld_sim import check_task, task_descriptions
 
-# A pool per target task: experts, noisy and stalled runs (suboptimal and failed), and the other targets' episodes.
+# A pool like real play data: per task experts, noisy, stalled (late) and failed runs, each episode from a random
+# camera pose; besides the targets, the tasks that look like them (the reward model must tell them apart).
 POOL_RECIPES = ("expert", "gaussian:0.5", "gaussian:1.0", "stall:40", "random-actions:0.5", "uniform")
-METHODS = ("reward_model", "siglip", "random", "all", "oracle")
+LOOK_ALIKES = {
+    "drawer-open": ("drawer-close",), "drawer-close": ("drawer-open",), "door-open": ("door-close",), "door-close": ("door-open",),
+    "window-open": ("window-close",), "window-close": ("window-open",),
+    "button-press": ("button-press-topdown", "button-press-wall"), "button-press-topdown": ("button-press", "button-press-wall"),
+    "button-press-wall": ("button-press", "button-press-topdown"),
+}
+POOL_CAMERA = "pool:random"
+METHODS = ("reward_model", "reward_model_trimmed", "reward_weighted", "siglip", "random", "all", "oracle")
+WEIGHT_HORIZON = 10  # frames over which reward-weighted BC measures a frame's progress
+TRIM_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -56,19 +70,24 @@ class CompareConfig:
             raise CurateError("no target tasks; pass --tasks, e.g. drawer-open,button-press")
         if self.k < 1 or self.seeds < 1 or self.eval_episodes < 1 or self.pool_episodes < 1:
             raise CurateError(f"--k, --seeds, --eval-episodes and --pool-episodes must be at least 1, got k={self.k} seeds={self.seeds} eval_episodes={self.eval_episodes} pool_episodes={self.pool_episodes}")
-        pool = self.pool_episodes * len(self.task_names)
+        pool = self.pool_episodes * len(self.pool_tasks)
         if self.k > pool:
             raise CurateError(f"--k {self.k} is larger than the pool ({pool} episodes); lower --k or raise --pool-episodes")
+
+    @property
+    def pool_tasks(self) -> tuple[str, ...]:
+        """The targets and the tasks that look like them."""
+        return tuple(dict.fromkeys([*self.task_names, *(t for target in self.task_names for t in LOOK_ALIKES.get(target, ()))]))
 
 
 def build_pool(config: CompareConfig) -> Path:
     """The play pool, generated once and reused (cached under OUT/pool for the same tasks and sizes)."""
     pool = config.out / "pool"
-    spec = {"tasks": config.task_names, "episodes": config.pool_episodes, "recipes": POOL_RECIPES, "steps": config.steps, "size": config.pool_size}
+    spec = {"tasks": config.pool_tasks, "episodes": config.pool_episodes, "recipes": POOL_RECIPES, "steps": config.steps, "size": config.pool_size, "cameras": POOL_CAMERA}
     stamp = config.out / "pool.json"
     if pool.exists() and stamp.exists() and json.loads(stamp.read_text()) == json.loads(json.dumps(spec)):
         return pool
-    generate(DatagenConfig(out=pool, tasks=config.task_names, episodes_per_task=config.pool_episodes, recipes=POOL_RECIPES, cameras=("corner2",), size=config.pool_size, steps=config.steps, stride=2, overwrite=True))
+    generate(DatagenConfig(out=pool, tasks=config.pool_tasks, episodes_per_task=config.pool_episodes, recipes=POOL_RECIPES, cameras=(POOL_CAMERA,), size=config.pool_size, steps=config.steps, stride=2, view_seed=2, overwrite=True))
     stamp.write_text(json.dumps(spec))
     return pool
 
@@ -87,33 +106,49 @@ def siglip_model(config: CompareConfig, pool: Path) -> str:
 
 
 def true_successes(episodes: list, target: str) -> list[int]:
-    """Episodes of the target task that succeeded (from next.success), in dataset order."""
+    """Episodes of the target task that succeeded (from next.success), soonest success first."""
     instruction = task_descriptions()[target]
-    return [e.episode_index for e in episodes if e.task == instruction and e.quality != "failure"]
+    good = [e for e in episodes if e.task == instruction and e.quality != "failure"]
+    return [e.episode_index for e in sorted(good, key=lambda e: (int(np.argmax(e.success)), e.episode_index))]
 
 
-def selections(target: str, episodes: list, scores: dict[int, float], similarity: dict[int, float], k: int, seed: int) -> dict[str, list[int]]:
-    """Episode indices each method picks for `target` (an MT50 task name): by reward-model final progress and by
-    SigLIP similarity under the target's instruction, at random, all of the target's episodes, or its true successes."""
+@dataclass(frozen=True)
+class Choice:
+    """What one method trains BC on: whole episodes, cut to frame spans, or every pool frame with a weight each."""
+
+    episodes: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...] | None = None  # per episode [start, end), with trimming
+    weighted: bool = False  # reward-weighted BC on the episodes' frames
+
+
+def selections(target: str, episodes: list, rows: pd.DataFrame, similarity: dict[int, float], k: int, seed: int) -> dict[str, Choice]:
+    """What each method picks for `target` (an MT50 task name). The reward model ranks by its selection score under
+    the target's instruction (final progress x match), trims its picks to their useful span, or weights every pool
+    frame by its progress; SigLIP ranks by similarity; random; all of the target's episodes; the oracle takes the K
+    true successes that succeeded soonest. Only the oracle and `all` see task labels."""
     instruction = task_descriptions()[target]
     mine = [e.episode_index for e in episodes if e.task == instruction]
-    successes = true_successes(episodes, target)
     rng = np.random.default_rng(seed)
-    by_score = sorted(scores, key=lambda i: -scores[i])
+    best = rows.sort_values(["selection_score", "episode_index"], ascending=[False, True]).head(k)
+    spans = tuple(useful_span(r.frame_index, r.frame_progress, r.frame_success, int(r.length), TRIM_MARGIN) for r in best.itertuples())
     by_similarity = sorted(similarity, key=lambda i: -similarity[i])
     return {
-        "reward_model": by_score[:k],
-        "siglip": by_similarity[:k],
-        "random": sorted(rng.choice([e.episode_index for e in episodes], size=k, replace=False).tolist()),
-        "all": mine,
-        "oracle": successes[:k],
+        "reward_model": Choice(tuple(int(e) for e in best["episode_index"])),
+        "reward_model_trimmed": Choice(tuple(int(e) for e in best["episode_index"]), spans),
+        "reward_weighted": Choice(tuple(e.episode_index for e in episodes), weighted=True),
+        "siglip": Choice(tuple(by_similarity[:k])),
+        "random": Choice(tuple(sorted(rng.choice([e.episode_index for e in episodes], size=k, replace=False).tolist()))),
+        "all": Choice(tuple(mine)),
+        "oracle": Choice(tuple(true_successes(episodes, target)[:k])),
     }
 
 
-def precision(selected: list[int], episodes: list, target: str) -> float:
-    """Share of the selection that are true successes of the target task."""
+def precision(choice: Choice, episodes: list, target: str) -> float | None:
+    """Share of the selection that are true successes of the target task (None for weighting the whole pool)."""
+    if choice.weighted:
+        return None
     good = set(true_successes(episodes, target))
-    return float(np.mean([i in good for i in selected])) if selected else 0.0
+    return float(np.mean([i in good for i in choice.episodes])) if choice.episodes else 0.0
 
 
 def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = None) -> dict:
@@ -128,50 +163,65 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
     summary = score_dataset(prepare(ScoreConfig(dataset=str(pool), index=index_path, model=config.model, instructions=instructions)))
     ds = lerobot_io.open_dataset(pool)
     episodes = lerobot_io.list_episodes(ds)
-    columns = lerobot_io.read_columns(ds, ["observation.state", "action"])
+    columns = lerobot_io.read_columns(ds, ["observation.state", "action", "index", "frame_index"])
     mean, std = lerobot_io.feature_stats(ds, "observation.state")
     say("SigLIP retrieval")
     siglip = open_siglip(siglip_model(config, pool))
     similarity = {i: retrieve(RetrieveConfig(dataset=str(pool), index=index_path, query=i), siglip=siglip) for i in instructions}
     with Index(index_path, read_only=True) as index:
         rows = index.scores(model=summary.model)
+    weights_dir = config.out / "weights"
     results: dict = {"tasks": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, "model": summary.model, "siglip": siglip.model_id, "code_version": provenance.code_version(), "created": provenance.now()}
     for target in config.task_names:
         instruction = task_descriptions()[target]
-        scores = dict(zip(rows.loc[rows["instruction"] == instruction, "episode_index"], rows.loc[rows["instruction"] == instruction, "final_progress"], strict=True))
         retrieved = dict(zip(similarity[instruction]["episode_index"], similarity[instruction]["similarity"], strict=True))
+        weights = _frame_weights(WeightsConfig(dataset=str(pool), index=index_path, out=weights_dir / target, instruction=instruction, model=summary.model), columns["index"])
         results["tasks"][target] = {}
         for method in METHODS:
             rates, errors, precisions = [], [], []
             for seed in range(config.seeds):
-                chosen = selections(target, episodes, scores, retrieved, config.k, seed)[method]
-                if not chosen:
+                choice = selections(target, episodes, rows[rows["instruction"] == instruction], retrieved, config.k, seed)[method]
+                if not choice.episodes:
                     raise CurateError(f"the pool has no episode for {method} to select for {target}; raise --pool-episodes")
-                precisions.append(precision(chosen, episodes, target))
-                say(f"{target}: {method}, seed {seed}: BC on {len(chosen)} episodes")
-                run = _bc_run(config, columns, mean, std, target, chosen, seed)
+                precisions.append(precision(choice, episodes, target))
+                say(f"{target}: {method}, seed {seed}: BC on {len(choice.episodes)} episodes")
+                run = _bc_run(config, columns, mean, std, target, choice, weights if choice.weighted else None, seed)
                 rates.append(run["success_rate"])
                 errors += run["errors"]
             results["tasks"][target][method] = {
                 "success_mean": float(np.nanmean(rates)), "success_std": float(np.nanstd(rates)), "success_per_seed": rates,
-                "precision": float(np.mean(precisions)), "selected": len(chosen), "rollout_errors": errors,
+                "precision": None if precisions[0] is None else float(np.mean(precisions)), "selected": len(choice.episodes),
+                "frames": run["frames"], "rollout_errors": errors,
             }
     (config.out / "results.json").write_text(json.dumps(results, indent=2))
     bar_chart(results, config.out / "compare.png")
     return results
 
 
-def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, target: str, chosen: list[int], seed: int) -> dict:
-    """Train BC on the chosen episodes and roll it out; kept in OUT/runs/ keyed by what decides the result (the
-    episodes, seed and settings), so an interrupted compare resumes and methods that chose alike share the run."""
-    key = {"target": target, "episodes": sorted(int(e) for e in chosen), "seed": seed, "bc_steps": config.bc_steps, "eval_episodes": config.eval_episodes, "steps": config.steps}
+def _frame_weights(config: WeightsConfig, index: np.ndarray) -> np.ndarray:
+    """Every pool frame's RA-BC weight under the target's instruction (the `curate weights` parquet, lerobot's weighter)."""
+    path = config.out / FILENAME
+    if not path.exists():
+        write_weights(replace(config, overwrite=True))
+    return rabc_weights(path, index.reshape(-1), WEIGHT_HORIZON)
+
+
+def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, target: str, choice: Choice, weights: np.ndarray | None, seed: int) -> dict:
+    """Train BC on the chosen frames and roll it out; kept in OUT/runs/ keyed by what decides the result (the
+    episodes, spans, weighting, seed and settings), so an interrupted compare resumes and methods that chose alike
+    share the run."""
+    key = {"target": target, "episodes": sorted(choice.episodes), "spans": choice.spans, "weighted": choice.weighted, "seed": seed,
+           "bc_steps": config.bc_steps, "eval_episodes": config.eval_episodes, "steps": config.steps}
     path = config.out / "runs" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
     if path.exists():
         return json.loads(path.read_text())
-    mask = np.isin(columns["episode_index"], chosen)
-    policy, _ = train_bc(columns["observation.state"][mask], columns["action"][mask], mean, std, BCConfig(steps=config.bc_steps, seed=seed))
+    episode, frame = columns["episode_index"].reshape(-1), columns["frame_index"].reshape(-1)
+    mask = np.isin(episode, choice.episodes)
+    for chosen, (start, end) in zip(choice.episodes, choice.spans or ()):
+        mask &= (episode != chosen) | ((frame >= start) & (frame < end))
+    policy, _ = train_bc(columns["observation.state"][mask], columns["action"][mask], mean, std, BCConfig(steps=config.bc_steps, seed=seed), None if weights is None else weights[mask])
     result = evaluate_policy(policy.act, target, config.eval_episodes, seed=100_000 + 1000 * seed, steps=config.steps)
-    run = {"key": key, "success_rate": result.success_rate, "errors": [f"seed {s}: {e}" for s, e in zip(result.seeds, result.errors, strict=True) if e]}
+    run = {"key": key, "success_rate": result.success_rate, "frames": int(mask.sum()), "errors": [f"seed {s}: {e}" for s, e in zip(result.seeds, result.errors, strict=True) if e]}
     path.parent.mkdir(exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(run))
