@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.retrieval import Siglip, open_siglip
-from curate.reward_runs import open_model
+from rewardmodel.model import load_model
 from curate.rm_data import load_trajectories
 from rewardmodel.evaluate import Selector, final_progress_selector, instruction_auc, preference_accuracy, score_trajectories, top_k_precision
 from rewardmodel.metrics import alignment_metrics
@@ -98,7 +98,7 @@ def main(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     console = Console()
-    recipes = {name: [open_model(d) for d in dirs.split(",")] for name, dirs in (r.split("=", 1) for r in recipe)}
+    recipes = {name: [load_model(d) for d in dirs.split(",")] for name, dirs in (r.split("=", 1) for r in recipe)}
     size = next(iter(recipes.values()))[0].config.image_size
     similarity = open_siglip(siglip) if siglip is not None else None
     data = {name: load_trajectories(path, size, None, frame_stride=1) for name, path in (("ID", id_dataset), ("OOD-view", view), ("OOD-task", heldout))}

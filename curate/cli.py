@@ -6,14 +6,14 @@ os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its whole config
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("TQDM_DISABLE", "1")  # lerobot's and datasets' per-step tqdm bars drown our own rich progress bars
 
-import functools
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -24,7 +24,23 @@ from curate.records import QUALITIES
 from policies.recipes import DEFAULT_RECIPES
 from rewardmodel.errors import RewardModelError
 
-app = typer.Typer(help="Find the good episodes in robot play data.", no_args_is_help=True, add_completion=False)
+class _Friendly(TyperGroup):
+    """Every command's library errors become one clear line and exit code 2, an interrupt exit code 130."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (CurateError, RewardModelError) as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(err, "exit_code", 2)) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]: nothing half-written was left behind; run the command again", soft_wrap=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(cls=_Friendly, help="Find the good episodes in robot play data.", no_args_is_help=True, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -54,29 +70,6 @@ bc_app = typer.Typer(help="Behaviour cloning on LeRobot datasets, evaluated in M
 app.add_typer(bc_app, name="bc")
 retrieve_app = typer.Typer(help="SigLIP retrieval, the baseline way to select episodes.", no_args_is_help=True)
 app.add_typer(retrieve_app, name="retrieve")
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable)
-
-
-def friendly(command: F) -> F:
-    """Turn library errors into one clear line and exit code 2, and an interrupt into exit code 130."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (CurateError, RewardModelError) as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(getattr(err, "exit_code", 2)) from None
-        except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]: nothing half-written was left behind; run the command again", soft_wrap=True)
-            raise typer.Exit(130) from None
-
-    return run  # type: ignore[return-value]
-
-
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -94,7 +87,6 @@ def _split(value: str) -> tuple[str, ...]:
 
 
 @datagen_app.command("metaworld")
-@friendly
 def datagen_metaworld(
     out: Annotated[Path, typer.Option(help="Folder for the new LeRobot dataset (must not exist, unless --overwrite).")],
     tasks: Annotated[str, typer.Option(help="Comma-separated MT50 tasks, or 'train' / 'heldout' (the benchmark's sets, docs/design.md).")] = "drawer-open,pick-place",
@@ -139,7 +131,6 @@ def datagen_metaworld(
 
 
 @app.command("info")
-@friendly
 def info(
     dataset: Annotated[str, typer.Argument(help="A LeRobot v3 dataset root (or hub id where the network allows).")],
 ) -> None:
@@ -166,7 +157,6 @@ def sparkline(values: list[float]) -> str:
 
 
 @app.command("score")
-@friendly
 def score(
     dataset: Annotated[str, typer.Argument(help="A LeRobot v3 dataset root (or hub id where the network allows).")],
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
@@ -208,7 +198,6 @@ def score(
 
 
 @app.command("rank")
-@friendly
 def rank(
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     instruction: Annotated[str | None, typer.Option(help="Rank scores under this instruction (default: each episode's own task).")] = None,
@@ -243,7 +232,6 @@ def rank(
 
 
 @app.command("filter")
-@friendly
 def filter_(
     instruction: Annotated[str, typer.Option(help="Select by scores under this instruction.")],
     out: Annotated[Path, typer.Option(help="Folder for the exported LeRobot dataset.")],
@@ -292,7 +280,6 @@ def filter_(
 
 
 @app.command("weights")
-@friendly
 def weights(
     dataset: Annotated[str, typer.Argument(help="The scored LeRobot dataset root.")],
     out: Annotated[Path, typer.Option(help="New folder for progress.parquet.")],
@@ -309,7 +296,6 @@ def weights(
 
 
 @retrieve_app.command("train")
-@friendly
 def retrieve_train(
     dataset: Annotated[list[str], typer.Argument(help="LeRobot dataset roots whose frames and task strings to train on.")],
     out: Annotated[Path, typer.Option(help="Folder for the SigLIP checkpoint (config.json, model.safetensors, tokenizer).")],
@@ -333,7 +319,6 @@ def retrieve_train(
 
 
 @retrieve_app.command("query")
-@friendly
 def retrieve_query(
     dataset: Annotated[str, typer.Argument(help="A LeRobot v3 dataset root.")],
     query: Annotated[str | None, typer.Option(help="Rank episodes by similarity to this text.")] = None,
@@ -363,7 +348,6 @@ def retrieve_query(
 
 
 @app.command("report")
-@friendly
 def report(
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
@@ -389,7 +373,6 @@ def _ratios(value: str) -> dict[str, float]:
 
 
 @rm_app.command("train")
-@friendly
 def rm_train(
     dataset: Annotated[list[str], typer.Option(help="Training dataset root (repeat for several).")],
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write (config.json + model.safetensors + training log).")],
@@ -448,7 +431,6 @@ def rm_train(
 
 
 @rm_app.command("eval")
-@friendly
 def rm_eval(
     dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with next.success labels.")],
     model: Annotated[str | None, typer.Option(help="Checkpoint folder (default: the shipped model).")] = None,
@@ -460,10 +442,11 @@ def rm_eval(
     import json
 
     from curate import lerobot_io
-    from curate.reward_runs import check_frames, evaluate_by_task, open_model
+    from curate.reward_runs import check_frames, evaluate_by_task
     from curate.rm_data import load_trajectories
+    from rewardmodel.model import load_model
 
-    reward_model = open_model(model)
+    reward_model = load_model(model)
     check_frames(reward_model, frames)  # before decoding the dataset
     key = lerobot_io.resolve_camera(lerobot_io.open_dataset(dataset), camera)
     trajectories = load_trajectories(dataset, reward_model.config.image_size, [key], frame_stride=1)
@@ -483,7 +466,6 @@ def rm_eval(
 
 
 @bc_app.command("train")
-@friendly
 def bc_train(
     dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with observation.state and action (e.g. from `curate filter`).")],
     out: Annotated[Path, typer.Option(help="Folder for the policy (policy.json + policy.safetensors).")],
@@ -513,7 +495,6 @@ def bc_train(
 
 
 @bc_app.command("eval")
-@friendly
 def bc_eval(
     policy: Annotated[Path, typer.Argument(help="A folder from `curate bc train`.")],
     task: Annotated[str, typer.Option(help="MT50 task to roll out in, e.g. drawer-open.")],
@@ -542,7 +523,6 @@ def bc_eval(
 
 
 @app.command("compare")
-@friendly
 def compare(
     tasks: Annotated[str, typer.Option(help="Comma-separated MT50 target tasks.")],
     out: Annotated[Path, typer.Option(help="Folder for the pool, index, results.json and compare.png.")] = Path("data/compare"),
@@ -579,7 +559,6 @@ def compare(
 
 
 @app.command("bench")
-@friendly
 def bench(
     out: Annotated[Path, typer.Option(help="Folder for the synthetic benchmark datasets (kept and reused).")] = Path("data/bench"),
     quick: Annotated[bool, typer.Option(help="Small sizes (a few minutes) instead of the full ones.")] = False,

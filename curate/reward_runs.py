@@ -12,10 +12,9 @@ from curate.plots import training_curves
 from curate.rm_data import load_trajectories
 from rewardmodel import distributed
 from rewardmodel.config import CurateRewardConfig
-from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
 from rewardmodel.metrics import alignment_metrics
-from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.model import CurateRewardModel
 from rewardmodel.records import Trajectory
 from rewardmodel.train import TrainConfig, train
 
@@ -68,18 +67,9 @@ def train_model(
             }
             (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
             training_curves(history, partial / "training_curves.png")
-    except RewardModelError as err:
-        raise CurateError(str(err)) from None
     finally:
         distributed.stop()
     return model, history
-
-
-def open_model(source: str | Path | None, device: str = "cpu") -> CurateRewardModel:
-    try:
-        return load_model(source, device)
-    except RewardModelError as err:
-        raise CurateError(str(err)) from None
 
 
 def check_frames(model: CurateRewardModel, num_frames: int) -> None:

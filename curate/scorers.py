@@ -11,7 +11,6 @@ import torch
 from curate import provenance
 from curate.errors import CurateError
 from rewardmodel.config import MODEL_TYPE
-from rewardmodel.errors import RewardModelError
 from rewardmodel.model import DEFAULT_CHECKPOINT, load_model
 
 # (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K), match probability (B,)
@@ -79,10 +78,7 @@ def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:
 
 
 def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
-    try:
-        reward_model = load_model(path, device)
-    except RewardModelError as err:
-        raise CurateError(str(err)) from None
+    reward_model = load_model(path, device)
     digest = provenance.file_sha256(path / "model.safetensors")
     with torch.inference_mode():  # loads what the model loads lazily (its text encoder) now, not in the first batch
         reward_model.predict(torch.zeros(1, 1, 8, 8, 3, dtype=torch.uint8), ["warm-up"])

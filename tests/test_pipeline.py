@@ -16,7 +16,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.export import FilterConfig, export, select
+from curate.export import FilterConfig, select
 from curate.filters import make_filter
 from curate.index import Index
 from curate.provenance import file_sha256
