@@ -214,7 +214,8 @@ def train_speed(dataset: Path, steps: int, work: Path) -> dict[str, float]:
 TARGETS = {  # summary key: (what it is, its goal as a test or None, the goal in words)
     "score_vs_decode": ("scoring vs decode-only floor (throughput ratio)", lambda v: v >= 0.8, ">= 0.8"),
     "rm_vs_siglip_cost": ("reward model vs SigLIP-base per-episode cost", lambda v: v <= 0.25, "<= 0.25"),
-    "rank_query_ms_1m": ("rank query over the synthetic index (ms)", lambda v: v < 50, "< 50 ms"),
+    "index_rows": ("scored episodes in the synthetic index (the goal below is for 1,000,000)", None, ""),
+    "rank_query_ms": ("rank query over the synthetic index (ms)", lambda v: v < 50, "< 50 ms"),
     "write_rows_per_s": ("index write throughput (rows/s)", None, ""),
     "export_vs_copy": ("export vs plain copy of the same bytes (throughput ratio)", lambda v: v >= 0.5, ">= 0.5"),
     "reencode_vs_copy": ("--reencode export vs plain copy (throughput ratio)", None, ""),
@@ -249,7 +250,8 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: 
     summary = {
         "score_vs_decode": details["score_vs_decode"]["ratio"],
         "rm_vs_siglip_cost": details["rm_vs_siglip"]["ratio"],
-        "rank_query_ms_1m": details["index"]["rank_query_ms"],
+        "index_rows": details["index"]["rows"],
+        "rank_query_ms": details["index"]["rank_query_ms"],
         "write_rows_per_s": details["index"]["write_rows_per_s"],
         "export_vs_copy": details["export_vs_copy"]["ratio"],
         "reencode_vs_copy": details["export_vs_copy"]["reencode_ratio"],

@@ -209,7 +209,7 @@ def rank(
 ) -> None:
     """The scored episodes, best first (match x final progress; docs/index.md): task, match, final progress, success
     probability and the progress curve."""
-    from curate.ranking import ranked
+    from curate.ranking import match_text, ranked
 
     if format not in ("table", "csv", "json"):
         raise CurateError(f"unknown --format {format!r}; use table, csv or json")
@@ -226,8 +226,7 @@ def rank(
     for column, justify in (("rank", "right"), ("dataset", "left"), ("episode", "right"), ("task", "left"), ("match", "right"), ("final progress", "right"), ("success prob", "right"), ("progress curve", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows.itertuples():
-        match = "" if row.match_prob != row.match_prob else f"{row.match_prob:.3f}"  # NaN: the model has no match head
-        table.add_row(str(row.rank), Path(row.dataset).name, str(row.episode_index), row.task, match, f"{row.final_progress:.3f}", f"{row.success_prob:.3f}", sparkline(list(row.frame_progress)))
+        table.add_row(str(row.rank), Path(row.dataset).name, str(row.episode_index), row.task, match_text(row.match_prob), f"{row.final_progress:.3f}", f"{row.success_prob:.3f}", sparkline(list(row.frame_progress)))
     console.print(table)
 
 

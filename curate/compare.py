@@ -7,10 +7,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -20,6 +16,7 @@ from curate.errors import CurateError
 from curate.index import Index
 from curate.bc_runs import rabc_weights
 from curate.outputs import workspace
+from curate.plots import bar_chart
 from curate.rabc import FILENAME, WeightsConfig, write_weights
 from curate.retrieval import RetrieveConfig, RetrieveTrainConfig, open_siglip, retrieve, train_siglip
 from curate.scoring import ScoreConfig, prepare, score_dataset
@@ -194,7 +191,7 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
                 "frames": run["frames"], "rollout_errors": errors,
             }
     (config.out / "results.json").write_text(json.dumps(results, indent=2))
-    bar_chart(results, config.out / "compare.png")
+    bar_chart(results, METHODS, config.out / "compare.png")
     return results
 
 
@@ -227,20 +224,3 @@ def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndar
     partial.write_text(json.dumps(run))
     partial.replace(path)  # whole or absent
     return run
-
-
-def bar_chart(results: dict, path: Path) -> Path:
-    tasks = list(results["tasks"])
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(tasks), 3.4))
-    width = 0.8 / len(METHODS)
-    for m, method in enumerate(METHODS):
-        means = [results["tasks"][t][method]["success_mean"] for t in tasks]
-        stds = [results["tasks"][t][method]["success_std"] for t in tasks]
-        ax.bar(np.arange(len(tasks)) + m * width, means, width, yerr=stds, label=method, capsize=2)
-    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
-    ax.set(ylabel="BC success rate", ylim=(0, 1.05), title="behaviour cloning on each selection")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

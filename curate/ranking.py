@@ -79,3 +79,8 @@ def ranked_retrieval(index_path: Path, query: str, datasets: Sequence[str], mode
             raise CurateError(f"no retrieval results for {query!r} in {index.path}; run `curate retrieve query DATASET --query {query!r} --index {index.path}` first")
         model_id = _one_of(index, models, model)
         return index.retrievals(query, resolved, model_id), model_id
+
+
+def match_text(value: float | None) -> str:
+    """A match probability as shown in tables: three decimals, empty when the model has no match head (NaN/None)."""
+    return "" if value is None or value != value else f"{value:.3f}"

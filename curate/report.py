@@ -7,10 +7,6 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -18,7 +14,8 @@ from PIL import Image
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
 from curate.outputs import STAMP, check_apart, write_file
-from curate.ranking import ranked
+from curate.plots import png_bytes, progress_curve, score_histograms
+from curate.ranking import match_text, ranked
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -39,32 +36,21 @@ window.addEventListener('load', () => {
 
 
 def _png(fig_or_array) -> str:
-    buffer = io.BytesIO()
     if isinstance(fig_or_array, np.ndarray):
+        buffer = io.BytesIO()
         Image.fromarray(fig_or_array).save(buffer, format="PNG")
+        data = buffer.getvalue()
     else:
-        fig_or_array.savefig(buffer, format="png", dpi=90)
-        plt.close(fig_or_array)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        data = png_bytes(fig_or_array)
+    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def _histograms(rows: pd.DataFrame) -> str:
-    tasks = sorted(rows["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 2.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
-        ax.hist(rows.loc[rows["task"] == task, "final_progress"], bins=np.linspace(0, 1, 11), color="#4878a8")
-        ax.set_title(task if len(task) < 32 else task[:30] + "…", fontsize=8)
-        ax.set_xlabel("final progress", fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    return _png(score_histograms(rows))
 
 
 def _curve(row) -> str:
-    fig, ax = plt.subplots(figsize=(2.6, 1.6))
-    ax.plot(row.frame_index, row.frame_progress, marker="o", markersize=3)
-    ax.set(ylim=(-0.05, 1.05), xlabel="frame", ylabel="progress")
-    fig.tight_layout()
-    return _png(fig)
+    return _png(progress_curve(row.frame_index, row.frame_progress))
 
 
 def _thumbnails(rows: pd.DataFrame, camera: str | None) -> dict[tuple[str, int], list[str]]:
@@ -84,7 +70,7 @@ def _thumbnails(rows: pd.DataFrame, camera: str | None) -> dict[tuple[str, int],
 
 
 def _match_text(row) -> str:
-    return "" if pd.isna(row.match_prob) else f"match {row.match_prob:.3f}, "
+    return f"match {match_text(row.match_prob)}, " if match_text(row.match_prob) else ""
 
 
 def _episode_block(row, curve: str, thumbs: list[str]) -> str:
@@ -119,7 +105,7 @@ def build_report(
         bottom = "".join(blocks[r] for r in rows.tail(show)["rank"])
         table_rows = "".join(
             f"<tr><td class=num>{r.rank}</td><td>{html.escape(Path(r.dataset).name)}</td><td class=num>{r.episode_index}</td>"
-            f"<td>{html.escape(r.task)}</td><td class=num>{'' if pd.isna(r.match_prob) else f'{r.match_prob:.3f}'}</td>"
+            f"<td>{html.escape(r.task)}</td><td class=num>{match_text(r.match_prob)}</td>"
             f"<td class=num>{r.final_progress:.3f}</td><td class=num>{r.mean_progress:.3f}</td>"
             f"<td class=num>{r.success_prob:.3f}</td></tr>"
             for r in rows.itertuples()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from curate.bench import BenchConfig, run_bench
 from curate.cli import app
 
-KEYS = {"score_vs_decode", "rm_vs_siglip_cost", "rank_query_ms_1m", "write_rows_per_s", "export_vs_copy", "reencode_vs_copy", "memory_growth_10x", "train_samples_per_s"}
+KEYS = {"score_vs_decode", "rm_vs_siglip_cost", "index_rows", "rank_query_ms", "write_rows_per_s", "export_vs_copy", "reencode_vs_copy", "memory_growth_10x", "train_samples_per_s"}
 
 
 def test_bench_measures_everything_at_tiny_sizes(tmp_path: Path) -> None:
