@@ -20,9 +20,9 @@ from rich.table import Table
 
 from curate.errors import CurateError
 from curate.outputs import STAMP, check_target, write_file
-from curate.records import QUALITIES
 from policies.recipes import DEFAULT_RECIPES
 from rewardmodel.errors import RewardModelError
+from rewardmodel.records import QUALITIES
 
 class _Friendly(TyperGroup):
     """Every command's library errors become one clear line and exit code 2, an interrupt exit code 130."""

@@ -4,8 +4,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-QUALITIES = ("failure", "suboptimal", "successful")
-
 
 @dataclass(frozen=True)
 class EpisodeInfo:

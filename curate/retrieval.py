@@ -21,6 +21,7 @@ from curate.index import Index, RetrievalRow
 from curate.outputs import atomic_folder, check_apart
 from curate.records import EpisodeInfo
 from curate.sampling import frame_indices
+from rewardmodel.images import resize_square
 
 DEFAULT_SIGLIP = "google/siglip-base-patch16-224"  # the real default where the hub is reachable
 AGGREGATES = ("mean", "max")
@@ -43,10 +44,7 @@ class Siglip:
     def pixels(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, 3, S, S) in SigLIP's [-1, 1] normalisation (mean 0.5, std 0.5 per channel)."""
         assert frames.ndim == 4 and frames.shape[-1] == 3 and frames.dtype == torch.uint8, (frames.shape, frames.dtype)
-        x = frames.permute(0, 3, 1, 2).float().to(self.device)
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
-        return x / 127.5 - 1.0
+        return resize_square(frames.permute(0, 3, 1, 2).float().to(self.device), self.image_size) / 127.5 - 1.0
 
     def tokens(self, texts: Sequence[str]) -> torch.Tensor:
         """SigLIP's text tower pools the last position, so every text is padded to the full length."""

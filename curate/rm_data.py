@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from curate import lerobot_io
 from curate.errors import CurateError
 from curate.records import quality_label
+from rewardmodel.images import resize_square
 from rewardmodel.records import Trajectory
 
 
@@ -17,8 +17,7 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, size, size, 3) uint8 (antialiased bilinear)."""
     if frames.shape[1:3] == (size, size):
         return frames
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = resize_square(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size)
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 

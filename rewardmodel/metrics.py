@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-QUALITY_RANK = {"failure": 0, "suboptimal": 1, "successful": 2}
+from rewardmodel.records import QUALITIES
+
+QUALITY_RANK = {quality: rank for rank, quality in enumerate(QUALITIES)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+QUALITIES = ("failure", "suboptimal", "successful")  # worst to best; from when success first happens, never the recipe
+
 
 @dataclass(frozen=True, eq=False)
 class Trajectory:
@@ -23,7 +25,7 @@ class Trajectory:
         n = len(self.frames)
         assert self.frames.ndim == 4 and self.frames.shape[-1] == 3 and self.frames.dtype == np.uint8, self.frames.shape
         assert self.frame_index.shape == (n,) and self.success.shape == (n,), (self.frame_index.shape, self.success.shape)
-        assert self.quality in ("successful", "suboptimal", "failure"), self.quality
+        assert self.quality in QUALITIES, self.quality
 
     @property
     def first_success(self) -> int | None:
