@@ -200,14 +200,14 @@ def memory_growth(small: Path, large: Path, model: str | None, work: Path) -> di
             "large_episodes": len(lerobot_io.list_episodes(lerobot_io.open_dataset(large))), "large_peak_mb": large_mb, "ratio": large_mb / small_mb}
 
 
-def train_speed(dataset: Path, steps: int, work: Path) -> dict[str, float]:
+def train_speed(dataset: Path, steps: int) -> dict[str, float]:
     """Reward-model training pairs/s (compact backbone, batch 16, the shipped model's settings) after data loading."""
     from curate.rm_data import load_trajectories
     from rewardmodel.config import CurateRewardConfig
     from rewardmodel.train import TrainConfig, train
 
     trajectories = load_trajectories(dataset, 64)
-    _, history = train(trajectories, CurateRewardConfig(), TrainConfig(out=work / "rm", steps=steps, batch_size=16, warmup_steps=1))
+    _, history = train(trajectories, CurateRewardConfig(), TrainConfig(steps=steps, batch_size=16, warmup_steps=1))
     return {"steps": steps, "samples_per_s": history[-1]["samples_per_s"]}
 
 
@@ -246,7 +246,7 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: 
         say("peak memory of scoring 1x and 10x episodes")
         details["memory"] = memory_growth(small, large, config.model, work)
         say("reward-model training")
-        details["train"] = train_speed(small, config.train_steps, work)
+        details["train"] = train_speed(small, config.train_steps)
     summary = {
         "score_vs_decode": details["score_vs_decode"]["ratio"],
         "rm_vs_siglip_cost": details["rm_vs_siglip"]["ratio"],

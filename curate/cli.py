@@ -409,9 +409,9 @@ def rm_train(
         model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = TrainConfig(out=out, steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
-        train_model(dataset, model_config, config, eval_dataset or (), camera)
+        train_model(dataset, model_config, config, out, eval_dataset or (), camera)
         return
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
@@ -425,7 +425,7 @@ def rm_train(
                     f"step {step}: " + "  ".join(f"{k.removeprefix('eval_')} {v:.3f}" for k, v in logs.items() if k.startswith("eval_"))
                 )
 
-        train_model(dataset, model_config, config, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
+        train_model(dataset, model_config, config, out, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
     console.print(f"saved {out.resolve()} (config.json, model.safetensors, training.json, training_curves.png)")
 
 

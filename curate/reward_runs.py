@@ -32,13 +32,14 @@ def train_model(
     datasets: Sequence[str | Path],
     model_config: CurateRewardConfig,
     config: TrainConfig,
+    out: Path,
     eval_datasets: Sequence[str | Path] = (),
     cameras: Sequence[str] | None = None,
     on_load: Callable[[int], None] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[CurateRewardModel, list[dict[str, float]]]:
     """Train on every (episode, camera) of `datasets` and save the checkpoint, a training log and a curves PNG to
-    `config.out` (written beside it first, moved into place when complete)."""
+    `out` (written beside it first, moved into place when complete; under torchrun by rank 0 alone)."""
     code_version = provenance.code_version()  # the code that trains, even if the checkout moves on meanwhile
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
@@ -48,8 +49,9 @@ def train_model(
             model, history = train(trajectories, model_config, config)
             distributed.weight_digests(model)
             return model, history
-        with atomic_folder(config.out, overwrite=True, inputs=[*datasets, *eval_datasets]) as partial:
-            model, history = train(trajectories, model_config, TrainConfig(**{**config.__dict__, "out": partial}), eval_trajectories, on_log)
+        with atomic_folder(out, overwrite=True, inputs=[*datasets, *eval_datasets]) as partial:
+            model, history = train(trajectories, model_config, config, eval_trajectories, on_log)
+            model.save_pretrained(partial)
             digests = distributed.weight_digests(model)
             if len(set(digests)) > 1:
                 raise CurateError(f"the {len(digests)} torchrun ranks ended with different weights ({', '.join(d[:12] for d in digests)}); the checkpoint is not written")
@@ -58,7 +60,8 @@ def train_model(
                 "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
                 "cameras": list(cameras or []),
                 "trajectories": len(trajectories),
-                "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()},
+                "out": str(Path(out).resolve()),
+                "train_config": dict(config.__dict__),
                 "code_version": code_version,
                 "created": provenance.now(),
                 "world_size": distributed.world_size(),

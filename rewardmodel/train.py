@@ -1,11 +1,10 @@
-"""Trains the reward model on pair batches, top to bottom: seeding, data, model, loop, evaluation, save."""
+"""Trains the reward model on pair batches, top to bottom: seeding, data, model, loop, evaluation. The caller saves."""
 
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +22,6 @@ from rewardmodel.records import PairBatch, Trajectory
 class TrainConfig:
     """`curate rm train`: optimisation and data settings (model settings live in CurateRewardConfig)."""
 
-    out: Path
     steps: int = 2000
     batch_size: int = 16
     lr: float = 3e-4
@@ -123,9 +121,5 @@ def train(
         if on_log is not None:
             on_log(step, logs)
 
-    # save (one writer under torchrun)
     model.eval()
-    if distributed.rank() == 0:
-        config.out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(config.out)
     return model, history

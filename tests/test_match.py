@@ -47,7 +47,8 @@ def test_paraphrased_rows_keep_their_task_and_runs_without_paraphrases_keep_thei
 
 def test_a_model_with_a_match_head_trains_it_saves_it_and_scores_with_it(tmp_path: Path) -> None:
     config = CurateRewardConfig(**TINY, match_weight=1.0)
-    model, history = train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=2, batch_size=4, paraphrases=True))
+    model, history = train(pool(), config, TrainConfig(steps=2, batch_size=4, paraphrases=True))
+    model.save_pretrained(tmp_path / "rm")
     assert all("match" in logs and np.isfinite(logs["match"]) for logs in history)
     loaded = load_model(tmp_path / "rm")
     frames = torch.from_numpy(np.stack([pool()[0].frames[:4]] * 2))
@@ -59,7 +60,7 @@ def test_a_model_with_a_match_head_trains_it_saves_it_and_scores_with_it(tmp_pat
 
 
 def test_a_checkpoint_without_a_match_head_still_loads_and_has_none(tmp_path: Path) -> None:
-    train(pool(), CurateRewardConfig(**TINY), TrainConfig(out=tmp_path / "old", steps=1, batch_size=2))
+    train(pool(), CurateRewardConfig(**TINY), TrainConfig(steps=1, batch_size=2))[0].save_pretrained(tmp_path / "old")
     saved = json.loads((tmp_path / "old" / "config.json").read_text())
     saved.pop("match_weight"), saved.pop("match_dim")  # as the checkpoints made before the match head were written
     (tmp_path / "old" / "config.json").write_text(json.dumps(saved))
@@ -75,7 +76,8 @@ def test_the_qwen3vl_backbone_cannot_have_a_match_head() -> None:
 
 def test_scores_carry_match_and_rank_by_progress_times_match(tiny_dataset: Path, tmp_path: Path) -> None:
     config = CurateRewardConfig(**TINY, match_weight=1.0)
-    train([trajectory("open the drawer", "successful"), trajectory("press the button", "successful", seed=3)], config, TrainConfig(out=tmp_path / "rm", steps=1, batch_size=2))
+    model, _ = train([trajectory("open the drawer", "successful"), trajectory("press the button", "successful", seed=3)], config, TrainConfig(steps=1, batch_size=2))
+    model.save_pretrained(tmp_path / "rm")
     index = tmp_path / "i.duckdb"
     result = runner.invoke(app, ["score", str(tiny_dataset), "--index", str(index), "--model", str(tmp_path / "rm"), "--frames", "4", "--instruction", "open the drawer"])
     assert result.exit_code == 0, result.output

@@ -208,7 +208,8 @@ def test_augmentation_moves_a_trajectory_as_one_and_each_differently() -> None:
 
 def test_train_saves_a_checkpoint_that_loads_identically(tmp_path: Path) -> None:
     config = CurateRewardConfig(**TINY)
-    model, history = train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=3, batch_size=4, eval_every=3), eval_trajectories=pool())
+    model, history = train(pool(), config, TrainConfig(steps=3, batch_size=4, eval_every=3), eval_trajectories=pool())
+    model.save_pretrained(tmp_path / "rm")
     assert [h["step"] for h in history] == [1.0, 2.0, 3.0]
     assert "eval_kendall_tau_a" in history[-1] and np.isfinite(history[-1]["loss"])
     loaded = load_model(tmp_path / "rm")
@@ -218,7 +219,7 @@ def test_train_saves_a_checkpoint_that_loads_identically(tmp_path: Path) -> None
 
 
 def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> None:
-    train(pool(), CurateRewardConfig(**TINY), TrainConfig(out=tmp_path / "rm", steps=1, batch_size=2))
+    train(pool(), CurateRewardConfig(**TINY), TrainConfig(steps=1, batch_size=2))[0].save_pretrained(tmp_path / "rm")
     other = tmp_path / "other"
     shutil.copytree(tmp_path / "rm", other)
     config = json.loads((other / "config.json").read_text())
@@ -237,7 +238,7 @@ def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> Non
 def test_a_nan_loss_stops_training_naming_the_step(tmp_path: Path) -> None:
     config = CurateRewardConfig(**TINY, rank_weight=float("nan"))
     with pytest.raises(RewardModelError, match="the loss became nan at step 1"):
-        train(pool(), config, TrainConfig(out=tmp_path / "rm", steps=2, batch_size=2))
+        train(pool(), config, TrainConfig(steps=2, batch_size=2))
 
 
 # A tiny random Qwen3-VL (FACTS.md: explicit head_dim, mrope_section summing to head_dim / 2, vision out size = text
@@ -259,9 +260,10 @@ TINY_QWEN = {
 def test_qwen3vl_backbone_trains_the_full_loss_and_round_trips(tmp_path: Path) -> None:
     torch.manual_seed(0)
     config = CurateRewardConfig(backbone="qwen3vl", image_size=16, num_frames=4, qwen_config=TINY_QWEN)
-    model, history = train(pool(), config, TrainConfig(out=tmp_path / "qwen", steps=2, batch_size=2))
+    model, history = train(pool(), config, TrainConfig(steps=2, batch_size=2))
     assert all(np.isfinite(h["loss"]) and h["preference"] > 0 and h["progress"] > 0 for h in history)
     assert all(p.grad is not None for p in model.parameters())  # every part, vision tower included, is trained
+    model.save_pretrained(tmp_path / "qwen")
     loaded = load_model(tmp_path / "qwen")
     frames = torch.randint(0, 255, (2, 4, 24, 24, 3), dtype=torch.uint8)
     with torch.no_grad():
