@@ -37,21 +37,20 @@ class BenchConfig:
     model: str | None = None
     size: int = 224  # camera resolution of the synthetic videos (LeRobot datasets are commonly 224 to 480x640)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    # sizes; 0 takes the --quick or full default
-    episodes: int = 0  # in the small dataset; the large one has 10x
-    length: int = 0  # frames per episode
-    index_rows: int = 0
-    train_steps: int = 0
+    episodes: int = 24  # in the small dataset; the large one has 10x
+    length: int = 60  # frames per episode
+    index_rows: int = 1_000_000
+    train_steps: int = 60
 
     def __post_init__(self) -> None:
         if not 32 <= self.size <= 1024:
             raise CurateError(f"--size must be between 32 and 1024 pixels, got {self.size}")
-        defaults = {"episodes": (8, 24), "length": (40, 60), "index_rows": (100_000, 1_000_000), "train_steps": (10, 60)}
-        for name, (quick, full) in defaults.items():
-            if getattr(self, name) < 0:
+        for name in ("episodes", "length", "index_rows", "train_steps"):
+            if getattr(self, name) < 1:
                 raise CurateError(f"benchmark size {name} must be positive, got {getattr(self, name)}")
-            if not getattr(self, name):
-                object.__setattr__(self, name, quick if self.quick else full)
+
+
+QUICK_SIZES = {"episodes": 8, "length": 40, "index_rows": 100_000, "train_steps": 10}  # `curate bench --quick`
 
 
 def synthetic_episode(episode: int, length: int, size: int) -> EpisodeData:

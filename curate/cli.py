@@ -574,10 +574,12 @@ def bench(
     import json
     import platform
 
-    from curate.bench import TARGETS, BenchConfig, run_bench
+    from curate.bench import QUICK_SIZES, TARGETS, BenchConfig, run_bench
 
+    given = {"episodes": episodes, "length": length, "index_rows": index_rows, "train_steps": train_steps}
+    sizes = {name: value for name, value in given.items() if value} | {name: QUICK_SIZES[name] for name, value in given.items() if quick and not value}
     with err_console.status("benchmarking") as status:
-        results = run_bench(BenchConfig(out, quick, model, size, threads, episodes, length, index_rows, train_steps), say=lambda message: status.update(message))
+        results = run_bench(BenchConfig(out=out, quick=quick, model=model, size=size, threads=threads, **sizes), say=lambda message: status.update(message))
     for name, numbers in results["details"].items():
         table = Table(title=name)
         for key in numbers:

@@ -4,7 +4,7 @@ seeds, roll the policies out, and report success rates and selection precision s
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +56,15 @@ class CompareConfig:
     eval_episodes: int = 20
     steps: int = 200  # simulation steps per pool and evaluation episode
     pool_size: int = 64  # camera resolution of the pool videos (the reward model reads them)
-    task_names: tuple[str, ...] = field(init=False, default=())
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The target tasks, checked, each once."""
+        return tuple(dict.fromkeys(check_task(t) for t in self.tasks))
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "task_names", tuple(dict.fromkeys(check_task(t) for t in self.tasks)))
+            self.task_names  # noqa: B018 (validates the names)
         except ValueError as err:
             raise CurateError(str(err)) from None
         if not self.task_names:

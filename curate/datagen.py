@@ -3,7 +3,7 @@
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +37,16 @@ class DatagenConfig:
     view_seed: int = 0  # draws the poses of NAME:random cameras (training uses 0; evaluation views another seed)
     randomise_scene: bool = False  # per-episode lights and colours
     overwrite: bool = False
-    task_list: tuple[str, ...] = field(init=False, default=())
+
+    @property
+    def task_list(self) -> tuple[str, ...]:
+        """The MT50 tasks, task sets ('train', 'heldout') expanded, each once, in order."""
+        names = [name for entry in self.tasks for name in TASK_SETS.get(entry, (entry,))]
+        return tuple(dict.fromkeys(check_task(name) for name in names))
 
     def __post_init__(self) -> None:
-        names: list[str] = []
-        for entry in self.tasks:
-            names += TASK_SETS.get(entry, (entry,))
         try:
-            object.__setattr__(self, "task_list", tuple(dict.fromkeys(check_task(name) for name in names)))
+            self.task_list  # noqa: B018 (validates the names)
             for spec in self.recipes:
                 parse_recipe(spec)
             for spec in self.cameras:
