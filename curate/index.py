@@ -3,6 +3,7 @@
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,28 @@ RETRIEVAL_ARROW = pa.schema([
     ("dataset", pa.string()), ("episode_index", pa.int32()), ("query", pa.string()), ("model", pa.string()),
     ("run_id", pa.string()), ("task", pa.string()), ("length", pa.int32()), ("similarity", pa.float64()),
 ])
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset as the index registers it."""
+
+    dataset: str
+    fingerprint: str
+    episodes: int
+    fps: int
+    cameras: Sequence[str]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model as the index registers it."""
+
+    model: str
+    kind: str
+    source: str
+    checkpoint_hash: str
+    config: dict
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,25 @@ class Index:
     def fingerprint(self, dataset: str) -> str | None:
         row = self.db.execute("SELECT fingerprint FROM datasets WHERE dataset = ?", [dataset]).fetchone()
         return None if row is None else str(row[0])
+
+    def check_unchanged(self, dataset: str, fingerprint: str) -> None:
+        """The dataset at this path is the one this index holds results for (or one it has not seen)."""
+        if self.fingerprint(dataset) not in (None, fingerprint):
+            raise CurateError(f"dataset {dataset} changed since it was scored into {self.path}; score it into a new --index (or delete the old one)")
+
+    @contextlib.contextmanager
+    def run(self, dataset: "DatasetRecord", model: "ModelRecord", camera: str, frames: int, instructions: Sequence[str]) -> Iterator[str]:
+        """Register the dataset and model, open a run and yield its id; the run is marked finished when the block
+        completes (an interrupted run stays unfinished; its written rows count as done)."""
+        from curate import provenance
+
+        self.check_unchanged(dataset.dataset, dataset.fingerprint)
+        run_id, now = uuid.uuid4().hex, provenance.now()
+        self.add_dataset(dataset.dataset, dataset.fingerprint, dataset.episodes, dataset.fps, dataset.cameras, now)
+        self.add_model(model.model, model.kind, model.source, model.checkpoint_hash, model.config, now)
+        self.start_run(run_id, dataset.dataset, model.model, camera, frames, instructions, provenance.code_version(), now)
+        yield run_id
+        self.finish_run(run_id, provenance.now())
 
     def add_model(self, model: str, kind: str, source: str, checkpoint_hash: str, config: dict, added: str) -> None:
         self.db.execute(

@@ -4,7 +4,6 @@ vectors in a faiss index beside the DuckDB index, and rank episodes by similarit
 import hashlib
 import json
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
-from curate.index import Index, RetrievalRow
+from curate.index import DatasetRecord, Index, ModelRecord, RetrievalRow
 from curate.outputs import atomic_folder, check_apart
 from curate.records import EpisodeInfo
 from curate.sampling import frame_indices
@@ -311,16 +310,10 @@ def retrieve(config: RetrieveConfig, siglip: Siglip | None = None, on_progress: 
     else:
         queries = store.index.reconstruct_n(0, store.index.ntotal)[np.isin(store.episodes, config.demos)]
     similarity = episode_similarity(store, queries, config.aggregate)
-    run_id = uuid.uuid4().hex
-    rows = [RetrievalRow(dataset, int(e), config.query_name, siglip.model_id, run_id, by_index[int(e)].task, by_index[int(e)].length, float(s))
-            for e, s in similarity.items()]
+    registered = DatasetRecord(dataset, fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds))
+    model = ModelRecord(siglip.model_id, "siglip", siglip.source, siglip.model_id.rsplit("@", 1)[-1], {"aggregate": config.aggregate})
     with Index(config.index) as index:
-        if index.fingerprint(dataset) not in (None, fingerprint):
-            raise CurateError(f"dataset {dataset} changed since it was indexed into {index.path}; use a new --index")
-        now = provenance.now()
-        index.add_dataset(dataset, fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
-        index.add_model(siglip.model_id, "siglip", siglip.source, siglip.model_id.rsplit("@", 1)[-1], {"aggregate": config.aggregate}, now)
-        index.start_run(run_id, dataset, siglip.model_id, camera, config.frames, [config.query_name], provenance.code_version(), now)
-        index.write_retrievals(rows)
-        index.finish_run(run_id, provenance.now())
+        with index.run(registered, model, camera, config.frames, [config.query_name]) as run_id:
+            index.write_retrievals([RetrievalRow(dataset, int(e), config.query_name, siglip.model_id, run_id, by_index[int(e)].task, by_index[int(e)].length, float(s))
+                                    for e, s in similarity.items()])
         return index.retrievals(config.query_name, [dataset], siglip.model_id)

@@ -1,6 +1,5 @@
 """`curate score`: every episode x instruction through a reward model into the index, batched, resumable."""
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -9,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from curate import lerobot_io, provenance
+from curate import lerobot_io
 from curate.batches import Decoded, batch_results, decode_batch
 from curate.errors import CurateError
-from curate.index import FailureRow, Index
+from curate.index import DatasetRecord, FailureRow, Index, ModelRecord
 from curate.outputs import check_apart
 from curate.records import EpisodeInfo
 from curate.scorers import Scorer, open_scorer
@@ -104,8 +103,7 @@ def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, mode
     done: dict = {}
     if Path(config.index).exists():
         with Index(config.index, read_only=True) as index:
-            if index.fingerprint(dataset) not in (None, fingerprint):
-                raise CurateError(f"dataset {dataset} changed since it was scored into {index.path}; score it into a new --index (or delete the old one)")
+            index.check_unchanged(dataset, fingerprint)
             done = index.done(dataset, model)
     settings = (camera, config.frames)
     todo: dict[int, list[str]] = {}
@@ -142,12 +140,9 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
         on_progress(0, total)
     if not todo:
         return summary
-    with Index(config.index) as index:
-        run_id = uuid.uuid4().hex
-        now = provenance.now()
-        index.add_dataset(dataset, job.fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds), now)
-        index.add_model(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config, now)
-        index.start_run(run_id, dataset, scorer.model_id, camera, config.frames, list(config.instructions), provenance.code_version(), now)
+    registered = DatasetRecord(dataset, job.fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds))
+    model = ModelRecord(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config)
+    with Index(config.index) as index, index.run(registered, model, camera, config.frames, config.instructions) as run_id:
         by_index = {e.episode_index: e for e in episodes}
         batches = [[by_index[i] for i in list(todo)[s : s + config.batch_size]] for s in range(0, len(todo), config.batch_size)]
         if config.engine == "ray":
@@ -164,7 +159,6 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
             finished += len(rows) + len(failures)
             if on_progress is not None:
                 on_progress(finished, total)
-        index.finish_run(run_id, provenance.now())
     return summary
 
 

@@ -63,7 +63,7 @@ def tiny_model(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     out = tmp_path_factory.mktemp("model") / "tiny_rm"
     config = CurateRewardConfig(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
-    train(load_trajectories(tiny_dataset, 16), config, TrainConfig(out=out, steps=2, batch_size=2))
+    train(load_trajectories(tiny_dataset, 16), config, TrainConfig(steps=2, batch_size=2))[0].save_pretrained(out)
     return out
 
 
