@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAMERAS, TINY_EPISODES, frame_image, tiny_episode
+from tiny import CAMERAS, TINY_EPISODES, frame_image, tiny_episode
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from curate import lerobot_io

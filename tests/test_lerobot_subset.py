@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAMERAS
+from tiny import CAMERAS
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from curate import lerobot_io

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_EPISODES
+from tiny import TINY_EPISODES
 from test_rewardmodel import TINY, pool, trajectory
 from typer.testing import CliRunner
 
@@ -119,7 +119,7 @@ def test_rank_and_filter_use_match_and_progress_and_min_match_says_why(tiny_data
 
 
 def test_a_version_1_index_is_read_and_migrated(tiny_dataset: Path, tmp_path: Path) -> None:
-    from conftest import known_index
+    from tiny import known_index
 
     index = known_index(tmp_path / "old.duckdb", tiny_dataset)
     db = duckdb.connect(str(index))

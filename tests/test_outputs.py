@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_EPISODES, known_index
+from tiny import TINY_EPISODES, known_index
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -90,7 +90,7 @@ def test_overwrite_replaces_curate_output_but_not_a_file_a_user_added(workspace:
 
 def test_filter_refuses_a_dataset_that_changed_since_it_was_scored(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     from curate.lerobot_io import write_dataset
-    from conftest import CAMERAS, tiny_episode
+    from tiny import CAMERAS, tiny_episode
 
     source = tmp_path / "source"
     shutil.copytree(tiny_dataset, source)

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import CAMERAS, TINY_EPISODES, frame_image, known_index, tiny_episode
+from tiny import CAMERAS, TINY_EPISODES, frame_image, known_index, tiny_episode
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 

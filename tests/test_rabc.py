@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FINALS, TINY_EPISODES, known_index
+from tiny import FINALS, TINY_EPISODES, known_index
 from typer.testing import CliRunner
 
 from curate.cli import app

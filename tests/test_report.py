@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import known_index
+from tiny import known_index
 from typer.testing import CliRunner
 
 from curate.cli import app

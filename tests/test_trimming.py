@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAMERAS, TINY_EPISODES
+from tiny import CAMERAS, TINY_EPISODES
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 
