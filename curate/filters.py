@@ -1,30 +1,10 @@
-"""Filters: registered predicates over index rows that say why they drop a row; counted and shown by `curate filter`."""
+"""Filters: named predicates over index rows that say why they drop a row; counted and shown by `curate filter`."""
 
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-
-FILTERS: dict[str, type["Filter"]] = {}
-
-
-def register_filter(name: str):
-    """Class decorator: a filter available by name (the CLI flag --NAME)."""
-
-    def wrap(cls: type["Filter"]) -> type["Filter"]:
-        cls.name = name
-        FILTERS[name] = cls
-        return cls
-
-    return wrap
-
-
-def make_filter(name: str, value: float) -> "Filter":
-    if name not in FILTERS:
-        raise ValueError(f"unknown filter {name!r}; valid filters: {', '.join(FILTERS)}")
-    return FILTERS[name](value)
-
 
 @dataclass(frozen=True)
 class Filter:
@@ -51,9 +31,10 @@ def _group_size(group: pd.Series | None, n: int) -> np.ndarray | int:
     return n if group is None else group.groupby(group, sort=False).transform("size").to_numpy()
 
 
-@register_filter("top-k")
 @dataclass(frozen=True)
 class TopK(Filter):
+    name: ClassVar[str] = "top-k"
+
     def __post_init__(self) -> None:
         if self.value < 1 or self.value != int(self.value):
             raise ValueError(f"--top-k must be a whole number >= 1, got {self.value:g}")
@@ -66,9 +47,10 @@ class TopK(Filter):
         return f"not in the top {int(self.value)}"
 
 
-@register_filter("top-frac")
 @dataclass(frozen=True)
 class TopFraction(Filter):
+    name: ClassVar[str] = "top-frac"
+
     def __post_init__(self) -> None:
         if not 0 < self.value <= 1:
             raise ValueError(f"--top-frac must be in (0, 1], got {self.value:g}")
@@ -100,25 +82,25 @@ class Threshold(Filter):
         return f"{self.label} below {self.value:g}"
 
 
-@register_filter("min-progress")
 @dataclass(frozen=True)
 class MinProgress(Threshold):
+    name: ClassVar[str] = "min-progress"
     column: ClassVar[str] = "final_progress"
     label: ClassVar[str] = "final progress"
 
 
-@register_filter("min-success")
 @dataclass(frozen=True)
 class MinSuccess(Threshold):
+    name: ClassVar[str] = "min-success"
     column: ClassVar[str] = "success_prob"
     label: ClassVar[str] = "success probability"
 
 
-@register_filter("min-match")
 @dataclass(frozen=True)
 class MinMatch(Threshold):
     """Keep episodes whose task fits the instruction; scores of models without a match head count as a match (1)."""
 
+    name: ClassVar[str] = "min-match"
     column: ClassVar[str] = "match_prob"
     label: ClassVar[str] = "match probability"
 
@@ -139,3 +121,12 @@ def apply_filters(rows: pd.DataFrame, filters: list[Filter], per_task: bool = Fa
             kept = f.keep(rows.iloc[alive], None if group is None else group.iloc[alive])
         reason[alive[~kept]] = f.reason
     return rows.assign(reason=reason)
+
+
+FILTERS: dict[str, type[Filter]] = {f.name: f for f in (TopK, TopFraction, MinProgress, MinSuccess, MinMatch)}  # by CLI flag
+
+
+def make_filter(name: str, value: float) -> Filter:
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter {name!r}; valid filters: {', '.join(FILTERS)}")
+    return FILTERS[name](value)
