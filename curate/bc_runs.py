@@ -27,7 +27,10 @@ def train_policy(
     ds = lerobot_io.open_dataset(dataset)
     columns = lerobot_io.read_columns(ds, [STATE, ACTION, "index"])
     mean, std = lerobot_io.feature_stats(ds, STATE)
-    frame_weights = None if weights is None else rabc_weights(weights, columns["index"].reshape(-1), horizon)
+    frame_weights = None
+    if weights is not None:
+        check_weights_dataset(weights, lerobot_io.dataset_root(ds))
+        frame_weights = rabc_weights(weights, columns["index"].reshape(-1), horizon)
     try:
         policy, losses = train_bc(columns[STATE], columns[ACTION], mean, std, config, frame_weights)
     except ValueError as err:
@@ -43,6 +46,19 @@ def train_policy(
         save_model(policy, str(partial / POLICY_WEIGHTS))
         (partial / POLICY_CONFIG).write_text(json.dumps(meta, indent=2))
     return policy, losses
+
+
+def check_weights_dataset(progress: Path, root: Path) -> None:
+    """The weights were written for this dataset (frame indices of another would silently line up)."""
+    import pyarrow.parquet as pq
+
+    from curate.rabc import DATASET_KEY
+
+    if not Path(progress).is_file():
+        raise CurateError(f"weights file {progress} does not exist; write it with `curate weights DATASET --out DIR` (DIR/progress.parquet)")
+    written_for = (pq.read_schema(progress).metadata or {}).get(DATASET_KEY)
+    if written_for is not None and written_for.decode() != lerobot_io.dataset_fingerprint(root):
+        raise CurateError(f"{progress} was written for another dataset (or this one has changed); run `curate weights {root}` for it")
 
 
 def rabc_weights(progress: Path, index: np.ndarray, horizon: int) -> np.ndarray:

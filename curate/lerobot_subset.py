@@ -199,7 +199,7 @@ def _copy_videos(root: Path, info: dict, rows: pd.DataFrame, key: str, out: Path
             os.link(source, target)
         except OSError as err:
             if err.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise CurateError(f"cannot hard-link {source} into {out} ({os.strerror(err.errno)}); export to the source's filesystem or drop --link to copy") from err
+                raise CurateError(f"cannot hard-link {source} into {out.parent} ({os.strerror(err.errno)}); export to the source's filesystem or drop --link to copy") from err
             raise
 
 

@@ -20,6 +20,7 @@ from curate.outputs import atomic_folder
 from curate.ranking import ranked
 
 FILENAME = "progress.parquet"
+DATASET_KEY = b"curate_dataset_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,11 @@ def progress_table(config: WeightsConfig) -> tuple[pa.Table, str]:
         "episode_index": np.concatenate(episode_index).astype(np.int64),
         "frame_index": np.concatenate(frame_index).astype(np.int64),
         "progress_sparse": np.concatenate(progress).astype(np.float32),
-    }).replace_schema_metadata({b"reward_model_path": model.encode(), b"curate_instruction": (config.instruction or "").encode()})
+    }).replace_schema_metadata({
+        b"reward_model_path": model.encode(),
+        b"curate_instruction": (config.instruction or "").encode(),
+        DATASET_KEY: lerobot_io.dataset_fingerprint(Path(root)).encode(),  # which dataset the frame indices belong to
+    })
     return table, model
 
 

@@ -60,3 +60,8 @@ def test_bc_train_weights_each_frame_by_the_progress_it_makes(tiny_dataset: Path
     assert weights["mean"] == pytest.approx(1.0, abs=1e-3)  # lerobot normalises the weights to mean 1
     other = CliRunner().invoke(app, [*args[:3], "--out", str(tmp_path / "q"), "--weights", str(tmp_path / "nope.parquet")])
     assert other.exit_code == 2 and "does not exist; write it with `curate weights" in other.output
+    subset = tmp_path / "subset"  # another dataset whose frame indices would line up with the parquet's
+    assert CliRunner().invoke(app, ["filter", "--index", str(tmp_path / "k.duckdb"), "--instruction", "do the task", "--top-k", "2", "--out", str(subset)]).exit_code == 0
+    foreign = CliRunner().invoke(app, ["bc", "train", str(subset), "--out", str(tmp_path / "r"), "--steps", "1", "--weights", str(path)])
+    assert foreign.exit_code == 2 and "was written for another dataset" in foreign.output
+    assert not (tmp_path / "r").exists()
