@@ -364,13 +364,6 @@ def report(
     console.print(f"wrote {path.resolve()}", soft_wrap=True)
 
 
-def _ratios(value: str) -> dict[str, float]:
-    try:
-        return {name.strip(): float(weight) for name, weight in (part.split("=") for part in _split(value))}
-    except ValueError:
-        raise CurateError(f"bad --ratios {value!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=2 (strategies left out get 0)") from None
-
-
 @rm_app.command("train")
 def rm_train(
     dataset: Annotated[list[str], typer.Option(help="Training dataset root (repeat for several).")],
@@ -396,22 +389,16 @@ def rm_train(
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
     Data-parallel: torchrun --nproc-per-node N -m curate.cli rm train ... (batch size is per process)."""
     from rewardmodel import distributed
-    from rewardmodel.config import ABLATIONS, CurateRewardConfig
-    from rewardmodel.pairs import DEFAULT_RATIOS
+    from rewardmodel.pairs import parse_ratios
     from rewardmodel.train import TrainConfig
 
-    from curate.reward_runs import train_model
+    from curate.reward_runs import model_config, train_model
 
-    if ablation not in ABLATIONS:
-        raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
+    model = model_config(backbone, image_size, frames, match_weight, ablation)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
-    try:
-        model_config = CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **{"match_weight": match_weight} | ABLATIONS[ablation])
-    except ValueError as err:
-        raise CurateError(str(err)) from None
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=_ratios(ratios) if ratios else dict(DEFAULT_RATIOS), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
-        train_model(dataset, model_config, config, out, eval_dataset or (), camera)
+        train_model(dataset, model, config, out, eval_dataset or (), camera)
         return
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
@@ -425,7 +412,7 @@ def rm_train(
                     f"step {step}: " + "  ".join(f"{k.removeprefix('eval_')} {v:.3f}" for k, v in logs.items() if k.startswith("eval_"))
                 )
 
-        train_model(dataset, model_config, config, out, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
+        train_model(dataset, model, config, out, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
     console.print(f"saved {out.resolve()} (config.json, model.safetensors, training.json, training_curves.png)")
 
 
@@ -540,7 +527,7 @@ def compare(
     frame), SigLIP, random, all and oracle; train BC on each; compare."""
     import json
 
-    from curate.compare import METHODS, CompareConfig, run_compare
+    from curate.compare import METHODS, CompareConfig, run_compare, summary
 
     config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, siglip=siglip, siglip_steps=siglip_steps, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps)
     with err_console.status("comparing") as status:
@@ -553,7 +540,7 @@ def compare(
         table.add_row(task, *(f"{m['success_mean']:.2f}±{m['success_std']:.2f}" + ("" if m["precision"] is None else f" (p {m['precision']:.2f})") for m in (by_method[x] for x in METHODS)))
     console.print(table)
     if json_path is not None:
-        write_file(json_path, json.dumps({"about": f"{STAMP}: curate compare", "tasks": {t: {m: {key: v[key] for key in ("success_mean", "success_std", "precision")} for m, v in by.items()} for t, by in results["tasks"].items()}}, indent=2))
+        write_file(json_path, json.dumps({"about": f"{STAMP}: curate compare", "tasks": summary(results)}, indent=2))
     console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
 
 

@@ -199,6 +199,11 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
     return results
 
 
+def summary(results: dict) -> dict:
+    """Per task and method: success mean and spread over seeds, and selection precision (what `--json` writes)."""
+    return {task: {method: {key: v[key] for key in ("success_mean", "success_std", "precision")} for method, v in by.items()} for task, by in results["tasks"].items()}
+
+
 def _frame_weights(config: WeightsConfig, index: np.ndarray) -> np.ndarray:
     """Every pool frame's RA-BC weight under the target's instruction (the `curate weights` parquet, lerobot's weighter)."""
     path = config.out / FILENAME

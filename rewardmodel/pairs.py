@@ -13,6 +13,16 @@ from rewardmodel.records import PairBatch, Trajectory
 
 STRATEGIES = ("rewind", "suboptimal", "different_task", "reverse", "similar_task", "late_success")
 DEFAULT_RATIOS = dict.fromkeys(STRATEGIES, 1.0)  # equal ratios trained the shipped model (docs/rewardmodel.md)
+
+
+def parse_ratios(text: str) -> dict[str, float]:
+    """`rewind=1,suboptimal=2` -> the strategy weights (strategies left out get 0); empty: DEFAULT_RATIOS."""
+    if not text.strip():
+        return dict(DEFAULT_RATIOS)
+    try:
+        return {name.strip(): float(weight) for name, weight in (part.split("=") for part in text.split(",") if part.strip())}
+    except ValueError:
+        raise RewardModelError(f"bad --ratios {text!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=2 (strategies left out get 0)") from None
 SIMILAR_TASKS = 3  # similar_task draws from the instructions nearest to this one (MiniLM cosine)
 
 
