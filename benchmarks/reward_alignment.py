@@ -21,12 +21,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from curate.retrieval import Siglip, open_siglip
-from rewardmodel.model import load_model
+from curate.retrieval import open_siglip
 from curate.rm_data import load_trajectories
 from rewardmodel.evaluate import Selector, final_progress_selector, instruction_auc, preference_accuracy, score_trajectories, top_k_precision
 from rewardmodel.metrics import alignment_metrics
+from rewardmodel.model import load_model
 from rewardmodel.paraphrases import HELDOUT
+from rewardmodel.siglip import Siglip
 
 COLUMNS = ("voc", "kendall_tau_a", "succ_fail_gap", "failure_f1", "preference_accuracy", "instruction_auc", "top5_precision")
 

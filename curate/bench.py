@@ -111,7 +111,7 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
     (randomly initialised: a trained SigLIP-base costs the same)."""
     from transformers import SiglipConfig, SiglipModel
 
-    from curate.retrieval import Siglip
+    from rewardmodel.siglip import Siglip
     from curate.scorers import open_scorer
 
     ds = lerobot_io.open_dataset(dataset)

@@ -3,7 +3,6 @@ vectors in a faiss index beside the DuckDB index, and rank episodes by similarit
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ import faiss
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
@@ -20,48 +18,10 @@ from curate.index import DatasetRecord, Index, ModelRecord, RetrievalRow
 from curate.outputs import atomic_folder, check_apart
 from curate.records import EpisodeInfo
 from curate.sampling import frame_indices
-from rewardmodel.images import resize_square
+from rewardmodel.siglip import Siglip, SiglipTrainConfig, make_tokenizer, train_small_siglip
 
 DEFAULT_SIGLIP = "google/siglip-base-patch16-224"  # the real default where the hub is reachable
 AGGREGATES = ("mean", "max")
-
-
-@dataclass(frozen=True)
-class Siglip:
-    """A loaded SigLIP model with its tokenizer; embeds frames and texts into one L2-normalised space."""
-
-    model: object  # transformers.SiglipModel
-    tokenizer: object
-    model_id: str  # siglip:NAME@HASH12, as the index calls it
-    source: str
-    device: str
-
-    @property
-    def image_size(self) -> int:
-        return int(self.model.config.vision_config.image_size)
-
-    def pixels(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, 3, S, S) in SigLIP's [-1, 1] normalisation (mean 0.5, std 0.5 per channel)."""
-        assert frames.ndim == 4 and frames.shape[-1] == 3 and frames.dtype == torch.uint8, (frames.shape, frames.dtype)
-        return resize_square(frames.permute(0, 3, 1, 2).float().to(self.device), self.image_size) / 127.5 - 1.0
-
-    def tokens(self, texts: Sequence[str]) -> torch.Tensor:
-        """SigLIP's text tower pools the last position, so every text is padded to the full length."""
-        length = min(64, int(self.model.config.text_config.max_position_embeddings))
-        return self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=length, return_tensors="pt")["input_ids"].to(self.device)
-
-    @torch.inference_mode()
-    def embed_images(self, frames: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-        out = [self.model.get_image_features(pixel_values=self.pixels(frames[s : s + batch_size])).pooler_output for s in range(0, len(frames), batch_size)]
-        return F.normalize(torch.cat(out).float(), dim=-1).cpu().numpy() if out else np.zeros((0, self.dim), np.float32)
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return F.normalize(self.model.get_text_features(input_ids=self.tokens(texts)).pooler_output.float(), dim=-1).cpu().numpy()
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.config.text_config.projection_size)
 
 
 def open_siglip(source: str | None = None, device: str = "cpu") -> Siglip:
@@ -120,30 +80,12 @@ class RetrieveTrainConfig:
             raise CurateError(f"--image-size must be a multiple of 8 and at least 16, got {self.image_size}")
 
 
-def _tokenizer(sentences: Sequence[str]):
-    """A WordPiece tokenizer learnt from the instructions (no download needed); unknown words map to [UNK]."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
+def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], None] | None = None) -> Path:
+    """Train a small SigLIP on the datasets' frames and their episodes' task strings (rewardmodel/siglip.py) and save
+    it as a SigLIP folder that `open_siglip` loads."""
+    from curate.rm_data import load_trajectories
     from policies.metaworld_sim import task_descriptions
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    corpus = list(sentences) + list(task_descriptions().values())  # every MT50 instruction, so queries share its words
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=["[PAD]", "[UNK]"]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
-
-
-def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], None] | None = None) -> Path:
-    """Train with SigLIP's sigmoid loss, where every pair of a frame and its own episode's task is positive (frames of
-    other episodes of the same task included), and save as a SigLIP folder that `open_siglip` loads."""
-    from transformers import SiglipConfig, SiglipModel
-
-    from curate.rm_data import load_trajectories
-
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     cameras = [config.camera] if config.camera else None
     trajectories = [t for d in config.datasets for t in load_trajectories(d, config.image_size, cameras)]
     instructions = sorted({t.instruction for t in trajectories})
@@ -151,45 +93,9 @@ def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], No
         raise CurateError("retrieval training needs episodes of at least two tasks (negatives come from other tasks)")
     frames = torch.from_numpy(np.concatenate([t.frames for t in trajectories]))
     labels = np.concatenate([[instructions.index(t.instruction)] * len(t.frames) for t in trajectories])
-    tokenizer = _tokenizer(instructions)
-    heads = max(1, config.width // 32)
-    model_config = SiglipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=config.width, intermediate_size=2 * config.width, num_hidden_layers=2,
-                         num_attention_heads=heads, max_position_embeddings=16, projection_size=config.width,
-                         pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(image_size=config.image_size, patch_size=8, hidden_size=config.width, intermediate_size=2 * config.width,
-                           num_hidden_layers=config.layers, num_attention_heads=heads),
-    )
-    model = SiglipModel(model_config).train()
-    with torch.no_grad():  # the SigLIP paper's start, t' = log 10 and b = -10: transformers starts at scale 1, bias 0,
-        model.logit_scale.fill_(math.log(10.0))  # from which 20 tasks' 1-in-20 positives collapsed every embedding
-        model.logit_bias.fill_(-10.0)
-    siglip = Siglip(model, tokenizer, "", "", "cpu")
-    tokens = siglip.tokens(instructions)
-    temperature = [model.logit_scale, model.logit_bias]
-    weights = [p for p in model.parameters() if all(p is not t for t in temperature)]
-    optimizer = torch.optim.AdamW([{"params": weights}, {"params": temperature, "weight_decay": 0.0}], lr=config.lr, weight_decay=0.1)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.1)
-    history = []
-    for step in range(1, config.steps + 1):
-        pick = rng.integers(0, len(frames), config.batch_size)
-        batch = frames[pick]
-        if rng.random() < 0.5:
-            batch = batch.flip(2)  # mirrored views: the model should know tasks, not one camera's left and right
-        out = model(input_ids=tokens, pixel_values=siglip.pixels(batch))
-        logits = out.logits_per_image  # (B images, T instructions)
-        targets = torch.from_numpy(labels[pick]).unsqueeze(1) == torch.arange(len(instructions)).unsqueeze(0)
-        loss = -F.logsigmoid(torch.where(targets, logits, -logits)).sum(1).mean()
-        if not torch.isfinite(loss):
-            raise CurateError(f"SigLIP training diverged (loss {loss.item()}) at step {step}; lower --lr")
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        history.append({"step": step, "loss": loss.item()})
-        if on_step is not None:
-            on_step(step, loss.item())
+    tokenizer = make_tokenizer(instructions + list(task_descriptions().values()))  # every MT50 instruction: queries share its words
+    sizes = SiglipTrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, image_size=config.image_size, width=config.width, layers=config.layers, seed=config.seed)
+    model, history = train_small_siglip(frames, labels, instructions, tokenizer, sizes, on_step)
     with atomic_folder(config.out, config.overwrite, inputs=config.datasets) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
