@@ -11,7 +11,7 @@ from rewardmodel.pairs import progress_targets
 from rewardmodel.records import Trajectory
 
 # Any scorer: (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K)).
-Scorer = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]
+PredictFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]  # frames, instructions -> progress, success
 
 
 def evenly_spaced(n: int, k: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def score_trajectories(scorer: Scorer, trajectories: list[Trajectory], num_frames: int, batch_size: int = 32) -> list[ScoredTrajectory]:
+def score_trajectories(scorer: PredictFn, trajectories: list[Trajectory], num_frames: int, batch_size: int = 32) -> list[ScoredTrajectory]:
     """Predictions at `num_frames` evenly spaced frames of each whole trajectory, with true progress for successes."""
     by_count: dict[int, list[int]] = defaultdict(list)  # batch trajectories that give the same number of frames
     positions = [evenly_spaced(len(t.frames), num_frames) for t in trajectories]
@@ -46,7 +46,7 @@ def score_trajectories(scorer: Scorer, trajectories: list[Trajectory], num_frame
 Selector = Callable[[torch.Tensor, list[str]], torch.Tensor]
 
 
-def final_progress_selector(scorer: Scorer) -> Selector:
+def final_progress_selector(scorer: PredictFn) -> Selector:
     """Select by final progress alone (scorers without a match head)."""
     return lambda frames, instructions: scorer(frames, instructions)[0][:, -1]
 
