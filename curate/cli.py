@@ -38,7 +38,7 @@ class _Friendly(TyperGroup):
             raise typer.Exit(130) from None
 
 
-app = typer.Typer(cls=_Friendly, help="Find the good episodes in robot play data.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(cls=_Friendly, help="Find the good episodes in robot play data (how it works: docs/design.md).", no_args_is_help=True, add_completion=False)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -523,8 +523,10 @@ def compare(
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """Per target task, select K episodes of a look-alike play pool by reward model (whole, trimmed, or weighting every
-    frame), SigLIP, random, all and oracle; train BC on each; compare."""
+    """Select K episodes per target from a look-alike play pool by each method (reward model whole, trimmed or
+    weighting every frame; SigLIP; random; all; oracle), train BC on each and compare.
+
+    docs/compare.md describes the pool and methods."""
     import json
 
     from curate.compare import METHODS, CompareConfig, run_compare, summary
