@@ -523,10 +523,10 @@ def compare(
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """Select K episodes per target from a look-alike play pool by each method (reward model whole, trimmed or
-    weighting every frame; SigLIP; random; all; oracle), train BC on each and compare.
+    """Compare selection methods by the BC policies they train, on a play pool with look-alike tasks.
 
-    docs/compare.md describes the pool and methods."""
+    Per target: reward model top K (whole, trimmed, or weighting every frame), SigLIP, random, all, oracle
+    (docs/compare.md)."""
     import json
 
     from curate.compare import METHODS, CompareConfig, run_compare, summary
