@@ -511,7 +511,7 @@ def bc_eval(
 @app.command("compare")
 def compare(
     tasks: Annotated[str, typer.Option(help="Comma-separated MT50 target tasks.")],
-    out: Annotated[Path, typer.Option(help="Folder for the pool, index, results.json and compare.png.")] = Path("data/compare"),
+    out: Annotated[Path, typer.Option(help="Folder for the pool, index, results.json, compare.png and compare.html.")] = Path("data/compare"),
     k: Annotated[int, typer.Option(help="Episodes each method selects.")] = 10,
     seeds: Annotated[int, typer.Option(help="BC seeds per selection.")] = 3,
     pool_episodes: Annotated[int, typer.Option(help="Pool episodes per task.")] = 24,
@@ -543,7 +543,7 @@ def compare(
     console.print(table)
     if json_path is not None:
         write_file(json_path, json.dumps({"about": f"{STAMP}: curate compare", "tasks": summary(results)}, indent=2))
-    console.print(f"wrote {out.resolve()}/results.json and compare.png", soft_wrap=True)
+    console.print(f"wrote {out.resolve()}/results.json, compare.png and compare.html", soft_wrap=True)
 
 
 @app.command("bench")

@@ -15,7 +15,7 @@ from curate.datagen import DatagenConfig, generate
 from curate.errors import CurateError
 from curate.index import Index
 from curate.bc_runs import rabc_weights
-from curate.outputs import workspace
+from curate.outputs import STAMP, workspace
 from curate.plots import bar_chart
 from curate.rabc import FILENAME, WeightsConfig, write_weights
 from curate.retrieval import RetrieveConfig, RetrieveTrainConfig, open_siglip, retrieve, train_siglip
@@ -196,7 +196,33 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
             }
     (config.out / "results.json").write_text(json.dumps(results, indent=2))
     bar_chart(results, METHODS, config.out / "compare.png")
+    (config.out / "compare.html").write_text(html_page(results, (config.out / "compare.png").read_bytes()))
     return results
+
+
+def html_page(results: dict, chart_png: bytes) -> str:
+    """One self-contained page: the chart and, per task and method, BC success (mean ± std over seeds) and precision."""
+    import base64
+    import html
+
+    head = "".join(f"<th>{m}</th>" for m in METHODS)
+    rows = "".join(
+        f"<tr><td>{html.escape(task)}</td>" + "".join(
+            f"<td>{v['success_mean']:.2f} ± {v['success_std']:.2f}" + ("" if v["precision"] is None else f"<br><small>p {v['precision']:.2f}</small>") + "</td>"
+            for v in (by[m] for m in METHODS)) + "</tr>"
+        for task, by in results["tasks"].items()
+    )
+    chart = base64.b64encode(chart_png).decode()
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>curate compare</title><!-- {STAMP}: curate compare -->"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "table{border-collapse:collapse}</style></head><body>"
+        f"<h1>BC success per selection method</h1><p>reward model {html.escape(results['model'])}, SigLIP "
+        f"{html.escape(results['siglip'])}; K = {results['config']['k']}, {results['config']['seeds']} BC seeds; p = share of the "
+        "selection that are true successes of the target.</p>"
+        f'<img alt="BC success rate per task and method" src="data:image/png;base64,{chart}">'
+        f"<table><tr><th>task</th>{head}</tr>{rows}</table></body></html>"
+    )
 
 
 def summary(results: dict) -> dict:

@@ -22,6 +22,8 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
         assert by_method["reward_weighted"]["precision"] is None  # it weights the whole pool, selects nothing
         assert all(0 <= m["success_mean"] <= 1 and (m["precision"] is None or 0 <= m["precision"] <= 1) for m in by_method.values())
     assert (out / "compare.png").stat().st_size > 1000
+    page = (out / "compare.html").read_text()
+    assert "data:image/png;base64," in page and page.count("<tr>") == 1 + 2 and "p 1.00" in page  # header + 2 tasks; the oracle
     full = json.loads((out / "results.json").read_text())
     assert full["tasks"]["reach"]["all"]["selected"] == 2  # both pool episodes of the task
     pool_tasks = ("reach", "button-press", "button-press-topdown", "button-press-wall")  # button-press brings its look-alikes
