@@ -65,8 +65,6 @@ def rabc_weights(progress: Path, index: np.ndarray, horizon: int) -> np.ndarray:
     """Each frame's RA-BC weight (lerobot's own weighter: the progress its next `horizon` frames make)."""
     from lerobot.rewards.sarm.rabc import RABCWeights
 
-    if not Path(progress).is_file():
-        raise CurateError(f"weights file {progress} does not exist; write it with `curate weights DATASET --out DIR` (DIR/progress.parquet)")
     if horizon < 1:
         raise CurateError(f"--horizon must be at least 1 frame, got {horizon}")
     weighter = RABCWeights(progress_path=progress, chunk_size=horizon, device="cpu")

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from curate import lerobot_io
 from curate.errors import CurateError
+from curate.index import Index
 from curate.outputs import atomic_folder
 from curate.ranking import ranked
 
@@ -37,6 +38,9 @@ def progress_table(config: WeightsConfig) -> tuple[pa.Table, str]:
     """Every frame's progress (lerobot's RA-BC schema) and the model it came from."""
     ds = lerobot_io.open_dataset(config.dataset)
     root = str(lerobot_io.dataset_root(ds))
+    fingerprint = lerobot_io.dataset_fingerprint(Path(root))
+    with Index(config.index, read_only=True) as index:
+        index.check_unchanged(root, fingerprint)  # scores of a dataset since changed would weight the wrong frames
     rows, model, _ = ranked(config.index, config.instruction, [root], config.model)
     rows = rows.set_index("episode_index")
     episodes = lerobot_io.list_episodes(ds)
@@ -61,7 +65,7 @@ def progress_table(config: WeightsConfig) -> tuple[pa.Table, str]:
     }).replace_schema_metadata({
         b"reward_model_path": model.encode(),
         b"curate_instruction": (config.instruction or "").encode(),
-        DATASET_KEY: lerobot_io.dataset_fingerprint(Path(root)).encode(),  # which dataset the frame indices belong to
+        DATASET_KEY: fingerprint.encode(),  # which dataset the frame indices belong to
     })
     return table, model
 
