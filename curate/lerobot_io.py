@@ -306,8 +306,9 @@ def write_subset(
     link: bool = False,
     reencode: bool = False,
 ) -> Path:
-    """Write the episodes `keep` of the local dataset `source` (indices, or `Span`s to cut them to frame ranges) as a new LeRobot v3 dataset
-    at `out` (renumbered from 0, in the source's order), atomically; `task` relabels every exported episode.
+    """Write the episodes `keep` of the local dataset `source` (indices, or `Span`s to cut them to frame ranges) as a
+    new LeRobot v3 dataset at `out` (renumbered from 0, in the source's order), atomically; `task` relabels every
+    exported episode.
     `out` may not touch the source or other `inputs`; the source is untouched.
 
     By default the source's encoded video is reused (files copied whole, or hard-linked with `link`) and state and
@@ -339,7 +340,8 @@ def write_subset(
 def _reencode_subset(ds: LeRobotDataset, keep: Sequence[int], partial: Path, name: str, task: str | None) -> None:
     from lerobot.datasets.dataset_tools import delete_episodes, modify_tasks
 
-    drop = [i for i in range(ds.meta.total_episodes) if i not in set(keep)]
+    kept = set(keep)
+    drop = [i for i in range(ds.meta.total_episodes) if i not in kept]
     if drop:
         logging.getLogger("lerobot").setLevel(logging.WARNING)
         delete_episodes(ds, drop, output_dir=partial, repo_id=f"local/{name}")
