@@ -133,7 +133,7 @@ def index_speed(rows: int, work: Path, batch: int = 50_000) -> dict[str, float]:
     """Synthetic scores for `rows` episodes through the real writer (rows/s), then the rank query (`curate rank
     --top 20`: open the index, check, count, fetch the best 20), those two SQL queries alone, and a filter selection
     (`--top-k 100`) over them (median ms of 5, 3 for the filter)."""
-    from curate.export import FilterConfig, select
+    from curate.export import SelectConfig, select
     from curate.filters import make_filter
     from curate.ranking import ranked
 
@@ -154,7 +154,7 @@ def index_speed(rows: int, work: Path, batch: int = 50_000) -> dict[str, float]:
     with Index(path, read_only=True) as index:  # the two queries alone, on an open connection (no connect, no checks)
         where = {"instruction": "Open a drawer", "model": "bench@000000000000"}
         sql_ms = statistics.median(_timed(lambda: (index.count(**where), index.scores(**where, limit=20))) for _ in range(5)) * 1000
-    config = FilterConfig(index=path, instruction="Open a drawer", filters=(make_filter("top-k", 100),), out=work / "unused")
+    config = SelectConfig(index=path, instruction="Open a drawer", filters=(make_filter("top-k", 100),))
     filter_ms = statistics.median(_timed(lambda: select(config)) for _ in range(3)) * 1000
     return {"rows": rows, "write_rows_per_s": rows / write_s, "rank_query_ms": rank_ms, "rank_sql_ms": sql_ms, "filter_select_ms": filter_ms}
 
@@ -162,16 +162,16 @@ def index_speed(rows: int, work: Path, batch: int = 50_000) -> dict[str, float]:
 def export_vs_copy(dataset: Path, index: Path, work: Path) -> dict[str, float]:
     """MB/s of `curate filter` exporting the best half vs a plain copy of the exported bytes, and the same export
     through lerobot's re-encoding path (`--reencode`) for comparison."""
-    from curate.export import FilterConfig, export, select
+    from curate.export import ExportConfig, SelectConfig, export, select
     from curate.filters import make_filter
 
-    config = FilterConfig(index=index, instruction=TASKS[0], filters=(make_filter("top-frac", 0.5),), out=work / "export")
-    selection = select(config)
-    export_s = _timed(lambda: export(config, selection))
+    selection = select(SelectConfig(index=index, instruction=TASKS[0], filters=(make_filter("top-frac", 0.5),)))
+    config = ExportConfig(out=work / "export")
+    export_s = _timed(lambda: export(selection, config))
     megabytes = sum(f.stat().st_size for f in config.out.rglob("*") if f.is_file()) / 1e6
     copy_s = _timed(lambda: shutil.copytree(config.out, work / "copy"))
     reencode = replace(config, out=work / "reencoded", reencode=True)
-    reencode_s = _timed(lambda: export(reencode, selection))
+    reencode_s = _timed(lambda: export(selection, reencode))
     return {"episodes": len(selection.kept), "megabytes": megabytes, "export_s": export_s, "copy_s": copy_s, "reencode_s": reencode_s,
             "export_mb_per_s": megabytes / export_s, "copy_mb_per_s": megabytes / copy_s, "ratio": copy_s / export_s, "reencode_ratio": copy_s / reencode_s}
 

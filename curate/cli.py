@@ -255,7 +255,7 @@ def filter_(
 
     The export reuses the source's encoded video (kept episodes point into copies of its video files), so it runs at
     about the speed of copying those files."""
-    from curate.export import MANIFEST, FilterConfig, export, select
+    from curate.export import MANIFEST, ExportConfig, SelectConfig, check_export_target, export, select
     from curate.filters import make_filter
 
     given = {"top-k": top_k, "top-frac": top_frac, "min-progress": min_progress, "min-success": min_success, "min-match": min_match}
@@ -263,9 +263,10 @@ def filter_(
         filters = tuple(make_filter(name, value) for name, value in given.items() if value is not None)
     except ValueError as err:
         raise CurateError(str(err)) from None
-    config = FilterConfig(index=index, instruction=instruction, filters=filters, out=out, dataset=dataset, model=model, per_task=per_task, relabel_task=relabel_task, retrieval=retrieval, overwrite=overwrite,
-                          trim=trim, trim_margin=trim_margin, link=link, reencode=reencode)
-    selection = select(config)
+    choose = SelectConfig(index=index, instruction=instruction, filters=filters, dataset=dataset, model=model, per_task=per_task, retrieval=retrieval, frames=trim)
+    write = ExportConfig(out=out, overwrite=overwrite, relabel_task=relabel_task, trim=trim, trim_margin=trim_margin, link=link, reencode=reencode)
+    selection = select(choose)
+    check_export_target(selection, write)  # before the table is shown
     table = Table(title=f"{len(selection.rows)} episodes of {selection.dataset} under {instruction!r} ({selection.model})")
     table.add_column("outcome")
     table.add_column("episodes", justify="right")
@@ -274,7 +275,7 @@ def filter_(
         table.add_row(f"dropped: {reason}", str(count))
     console.print(table)
     with err_console.status(f"exporting {len(selection.kept)} episodes"):
-        path = export(config, selection)
+        path = export(selection, write)
     console.print(f"wrote {path} ({MANIFEST} beside meta/)", soft_wrap=True)
 
 

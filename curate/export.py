@@ -20,31 +20,40 @@ SCORE_COLUMNS = ("selection_score", "final_progress", "success_prob", "match_pro
 
 
 @dataclass(frozen=True)
-class FilterConfig:
-    """`curate filter`: which rows, which filters, where to export."""
+class SelectConfig:
+    """`curate filter`, the selection: which rows, which filters."""
 
     index: Path
     instruction: str
     filters: tuple[Filter, ...]
-    out: Path
     dataset: str | None = None
     model: str | None = None
     per_task: bool = False
-    relabel_task: bool = False
     retrieval: bool = False  # select from `curate retrieve` results (the instruction is the query) instead of scores
-    overwrite: bool = False
-    trim: bool = False  # cut each kept episode to its useful span (curate/trimming.py)
-    trim_margin: int = 2
-    link: bool = False  # hard-link the source's video files instead of copying them
-    reencode: bool = False  # lerobot's re-encoding export: no unused video bytes, much slower
+    frames: bool = False  # fetch the per-frame scores too (trimming needs them)
 
     def __post_init__(self) -> None:
         if not self.filters:
             raise CurateError("no filter given; pass one of --top-k, --top-frac, --min-progress, --min-success, --min-match")
         if self.retrieval and any(isinstance(f, Threshold) for f in self.filters):
             raise CurateError("--min-progress, --min-success and --min-match need reward-model scores; with --retrieval use --top-k or --top-frac")
-        if self.retrieval and self.trim:
+        if self.retrieval and self.frames:
             raise CurateError("--trim needs the reward model's per-frame scores; drop --retrieval or --trim")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """`curate filter`, the export: where, and how the kept episodes are written."""
+
+    out: Path
+    overwrite: bool = False
+    relabel_task: bool = False
+    trim: bool = False  # cut each kept episode to its useful span (curate/trimming.py)
+    trim_margin: int = 2
+    link: bool = False  # hard-link the source's video files instead of copying them
+    reencode: bool = False  # lerobot's re-encoding export: no unused video bytes, much slower
+
+    def __post_init__(self) -> None:
         if self.trim_margin < 0:
             raise CurateError(f"--trim-margin must be 0 or more frames, got {self.trim_margin}")
 
@@ -54,6 +63,7 @@ class Selection:
     rows: pd.DataFrame  # every candidate row, best first, with `reason` (None = kept)
     model: str
     dataset: str
+    config: SelectConfig
 
     @property
     def kept(self) -> pd.DataFrame:
@@ -63,38 +73,43 @@ class Selection:
         return Counter(self.rows["reason"].dropna())
 
 
-def select(config: FilterConfig) -> Selection:
+def select(config: SelectConfig) -> Selection:
     """Rank the index's rows for the instruction and apply the filters."""
     wanted = [config.dataset] if config.dataset else []
     if config.retrieval:
         rows, model = ranked_retrieval(config.index, config.instruction, wanted, config.model)
     else:
-        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model, frames=config.trim)
+        rows, model, _ = ranked(config.index, config.instruction, wanted, config.model, frames=config.frames)
         rows = rows.drop(columns="rank")
     datasets = sorted(rows["dataset"].unique())
     if len(datasets) > 1:
         raise CurateError(f"the index holds scores from {len(datasets)} datasets for this instruction; pass --dataset, one of: {', '.join(datasets)}")
     if rows.empty:
         raise CurateError(f"no scored episodes under {config.instruction!r}" + (f" in {config.dataset}" if config.dataset else ""))
-    check_target(config.out, config.overwrite, inputs=[config.index, datasets[0]])  # before anything is shown or read
     _check_unchanged(config.index, datasets[0])
-    return Selection(apply_filters(rows, list(config.filters), config.per_task), model, datasets[0])
+    return Selection(apply_filters(rows, list(config.filters), config.per_task), model, datasets[0], config)
+
+
+def check_export_target(selection: Selection, config: ExportConfig) -> None:
+    """`out` may be written (apart from the index and dataset; replaced only with --overwrite and only if curate's)."""
+    check_target(config.out, config.overwrite, inputs=[selection.config.index, selection.dataset])
 
 
 def _check_unchanged(index_path: Path, dataset: str) -> None:
     """The dataset at the scored path is still the one that was scored (its metadata hash is the index's)."""
     with Index(index_path, read_only=True) as index:
-        scored = index.fingerprint(dataset)
-    if scored is None:
-        return
-    if not (Path(dataset) / "meta" / "info.json").is_file():
-        raise CurateError(f"dataset {dataset} is gone; the index {index_path} scored it there: move it back or rescore it")
-    if lerobot_io.dataset_fingerprint(Path(dataset)) != scored:
-        raise CurateError(f"dataset {dataset} changed since it was scored into {index_path}; rescore it into a new --index before exporting")
+        if index.fingerprint(dataset) is None:
+            return
+        if not (Path(dataset) / "meta" / "info.json").is_file():
+            raise CurateError(f"dataset {dataset} is gone; the index {index_path} scored it there: move it back or rescore it")
+        index.check_unchanged(dataset, lerobot_io.dataset_fingerprint(Path(dataset)))
 
 
-def export(config: FilterConfig, selection: Selection) -> Path:
+def export(selection: Selection, config: ExportConfig) -> Path:
     """Write the kept episodes as a LeRobot v3 dataset with a `curate_selection.json` manifest, atomically."""
+    chosen = selection.config
+    if config.trim and not chosen.frames:
+        raise CurateError("--trim needs the per-frame scores: select with frames=True")
     kept = selection.kept
     if kept.empty:
         raise CurateError("the filters dropped every episode; loosen them (e.g. a larger --top-k or a lower threshold)")
@@ -102,13 +117,13 @@ def export(config: FilterConfig, selection: Selection) -> Path:
     by_episode = kept.set_index("episode_index")
     spans = [_span(by_episode.loc[i], config) for i in order]
     manifest = {
-        "index": str(config.index.resolve()),
+        "index": str(chosen.index.resolve()),
         "dataset": selection.dataset,
         "model": selection.model,
-        "source": "retrieval" if config.retrieval else "scores",
-        "instruction": config.instruction,
-        "filters": {f.name: f.value for f in config.filters},
-        "per_task": config.per_task,
+        "source": "retrieval" if chosen.retrieval else "scores",
+        "instruction": chosen.instruction,
+        "filters": {f.name: f.value for f in chosen.filters},
+        "per_task": chosen.per_task,
         "relabel_task": config.relabel_task,
         "trim_margin": config.trim_margin if config.trim else None,
         "kept": len(kept),
@@ -127,12 +142,12 @@ def export(config: FilterConfig, selection: Selection) -> Path:
         ],
     }
     return lerobot_io.write_subset(
-        selection.dataset, spans, config.out, overwrite=config.overwrite, task=config.instruction if config.relabel_task else None,
-        extra_files={MANIFEST: lambda: manifest}, inputs=[config.index], link=config.link, reencode=config.reencode,
+        selection.dataset, spans, config.out, overwrite=config.overwrite, task=chosen.instruction if config.relabel_task else None,
+        extra_files={MANIFEST: lambda: manifest}, inputs=[chosen.index], link=config.link, reencode=config.reencode,
     )
 
 
-def _span(row: pd.Series, config: FilterConfig) -> Span:
+def _span(row: pd.Series, config: ExportConfig) -> Span:
     """The frames of a kept episode to export: all of them, or with --trim its useful span."""
     if not config.trim:
         return Span(int(row.name))

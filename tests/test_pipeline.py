@@ -16,7 +16,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.export import FilterConfig, select
+from curate.export import SelectConfig, select
 from curate.filters import make_filter
 from curate.index import Index
 from curate.provenance import file_sha256
@@ -103,7 +103,7 @@ def test_a_lerobot_registry_model_scores_through_the_same_path(tiny_dataset: Pat
 )
 def test_filters_keep_exactly_the_expected_episodes(tiny_dataset: Path, tmp_path: Path, flags: dict, per_task: bool, kept: list[int], dropped: dict) -> None:
     index = known_index(tmp_path / "k.duckdb", tiny_dataset)
-    config = FilterConfig(index, "do the task", tuple(make_filter(k, v) for k, v in flags.items()), tmp_path / "out", per_task=per_task)
+    config = SelectConfig(index, "do the task", tuple(make_filter(k, v) for k, v in flags.items()), per_task=per_task)
     selection = select(config)
     assert selection.kept["episode_index"].tolist() == kept
     assert dict(selection.dropped_by_reason()) == dropped
