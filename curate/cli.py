@@ -309,8 +309,10 @@ def retrieve_train(
 ) -> None:
     """Train a small SigLIP from scratch (sigmoid loss, frames vs their episode's task) for offline retrieval."""
     from curate.retrieval import RetrieveTrainConfig, train_siglip
+    from rewardmodel.siglip import SiglipTrainConfig
 
-    config = RetrieveTrainConfig(datasets=tuple(dataset), out=out, steps=steps, batch_size=batch_size, lr=lr, image_size=image_size, camera=camera, seed=seed, overwrite=overwrite)
+    model = SiglipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, image_size=image_size, seed=seed)
+    config = RetrieveTrainConfig(datasets=tuple(dataset), out=out, model=model, camera=camera, overwrite=overwrite)
     check_target(out, overwrite, inputs=dataset)
     with progress_bar() as progress:
         bar = progress.add_task("training SigLIP", total=steps, rate="")

@@ -24,6 +24,7 @@ from curate.trimming import useful_span
 from policies.bc import BCConfig, train_bc
 from policies.evaluation import evaluate_policy
 from policies.metaworld_sim import check_task, task_descriptions
+from rewardmodel.siglip import SiglipTrainConfig
 
 # A pool like real play data: per task experts, noisy, stalled (late) and failed runs, each episode from a random
 # camera pose; besides the targets, the tasks that look like them (the reward model must tell them apart).
@@ -101,7 +102,7 @@ def siglip_model(config: CompareConfig, pool: Path) -> str:
     spec = {"pool": json.loads((config.out / "pool.json").read_text()), "steps": config.siglip_steps}
     stamp = config.out / "siglip.json"
     if not (out.exists() and stamp.exists() and json.loads(stamp.read_text()) == spec):
-        train_siglip(RetrieveTrainConfig(datasets=(str(pool),), out=out, steps=config.siglip_steps, overwrite=True))
+        train_siglip(RetrieveTrainConfig(datasets=(str(pool),), out=out, model=SiglipTrainConfig(steps=config.siglip_steps), overwrite=True))
         stamp.write_text(json.dumps(spec))
     return str(out)
 

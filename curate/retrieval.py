@@ -61,23 +61,13 @@ class RetrieveTrainConfig:
 
     datasets: tuple[str, ...]
     out: Path
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 5e-4
-    image_size: int = 64
-    width: int = 128
-    layers: int = 4
+    model: SiglipTrainConfig = SiglipTrainConfig()  # the model's size and its optimisation
     camera: str | None = None
-    seed: int = 0
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.datasets:
             raise CurateError("no training dataset; pass at least one DATASET")
-        if self.steps < 1 or self.batch_size < 2:
-            raise CurateError(f"--steps must be >= 1 and --batch-size >= 2, got {self.steps} and {self.batch_size}")
-        if self.image_size < 16 or self.image_size % 8:
-            raise CurateError(f"--image-size must be a multiple of 8 and at least 16, got {self.image_size}")
 
 
 def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], None] | None = None) -> Path:
@@ -87,20 +77,19 @@ def train_siglip(config: RetrieveTrainConfig, on_step: Callable[[int, float], No
     from policies.metaworld_sim import task_descriptions
 
     cameras = [config.camera] if config.camera else None
-    trajectories = [t for d in config.datasets for t in load_trajectories(d, config.image_size, cameras)]
+    trajectories = [t for d in config.datasets for t in load_trajectories(d, config.model.image_size, cameras)]
     instructions = sorted({t.instruction for t in trajectories})
     if len(instructions) < 2:
         raise CurateError("retrieval training needs episodes of at least two tasks (negatives come from other tasks)")
     frames = torch.from_numpy(np.concatenate([t.frames for t in trajectories]))
     labels = np.concatenate([[instructions.index(t.instruction)] * len(t.frames) for t in trajectories])
     tokenizer = make_tokenizer(instructions + list(task_descriptions().values()))  # every MT50 instruction: queries share its words
-    sizes = SiglipTrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr, image_size=config.image_size, width=config.width, layers=config.layers, seed=config.seed)
-    model, history = train_small_siglip(frames, labels, instructions, tokenizer, sizes, on_step)
+    model, history = train_small_siglip(frames, labels, instructions, tokenizer, config.model, on_step)
     with atomic_folder(config.out, config.overwrite, inputs=config.datasets) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         log = {"datasets": [str(Path(d).resolve()) for d in config.datasets], "frames": len(frames), "instructions": instructions,
-               "config": {k: str(v) for k, v in config.__dict__.items()}, "code_version": provenance.code_version(),
+               "config": {"camera": config.camera, **config.model.__dict__}, "code_version": provenance.code_version(),
                "created": provenance.now(), "history": history[:: max(1, len(history) // 200)]}
         (partial / "training.json").write_text(json.dumps(log, indent=1))
     return config.out

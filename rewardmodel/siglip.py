@@ -75,6 +75,12 @@ class SiglipTrainConfig:
     layers: int = 4
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2:
+            raise RewardModelError(f"--steps must be >= 1 and --batch-size >= 2, got {self.steps} and {self.batch_size}")
+        if self.image_size < 16 or self.image_size % 8:
+            raise RewardModelError(f"--image-size must be a multiple of 8 and at least 16, got {self.image_size}")
+
 
 def train_small_siglip(frames: torch.Tensor, labels: np.ndarray, instructions: list[str], tokenizer, config: SiglipTrainConfig,
                        on_step: Callable[[int, float], None] | None = None) -> tuple[object, list[dict]]:
