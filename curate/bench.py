@@ -22,6 +22,7 @@ from curate.index import Index, ScoreRow
 from curate.outputs import workspace
 from curate.records import EpisodeData
 from curate.batches import decode_batch
+from curate.sampling import Sampling
 from curate.scoring import ScoreConfig, prepare, score_dataset
 
 TASKS = ("Open a drawer", "Press a button from the top", "Open a door with a revolving joint", "Reach a goal position")
@@ -98,12 +99,24 @@ def score_vs_decode(dataset: Path, model: str | None, work: Path) -> dict[str, f
     config = ScoreConfig(dataset=str(dataset), index=work / "score.duckdb", model=model)
     job = prepare(config)
     batches = [job.episodes[s : s + config.batch_size] for s in range(0, len(job.episodes), config.batch_size)]
-    decode_all = lambda: [decode_batch(job.ds, b, job.camera, config.frames) for b in batches]  # noqa: E731
+    decode_all = lambda: [decode_batch(job.ds, b, job.camera, config.sampling) for b in batches]  # noqa: E731
     decode_all()  # warm the file cache and the decoder for both
     decode_s = _timed(decode_all)
     score_s = _timed(lambda: score_dataset(job))
     n = len(job.episodes)
     return {"episodes": n, "decode_eps_per_s": n / decode_s, "score_eps_per_s": n / score_s, "ratio": decode_s / score_s}
+
+
+def dense_vs_sampled(dataset: Path, model: str | None, work: Path) -> dict[str, float]:
+    """Frames scored per second by `curate score --stride 1` (every frame) and by 8-frame scoring, each into a fresh
+    index over the same episodes: dense scoring's cost per frame against sampled scoring's."""
+    rates = {}
+    for name, stride in (("sampled", None), ("dense", 1)):
+        job = prepare(ScoreConfig(dataset=str(dataset), index=work / f"{name}.duckdb", model=model, stride=stride))
+        seconds = _timed(lambda: score_dataset(job))  # noqa: B023 (called right away)
+        frames = sum(e.length if stride else min(e.length, job.config.frames) for e in job.episodes)
+        rates[f"{name}_frames_per_s"] = frames / seconds
+    return rates | {"episodes": len(job.episodes), "ratio": rates["dense_frames_per_s"] / rates["sampled_frames_per_s"]}
 
 
 def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, float]:
@@ -116,7 +129,7 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
 
     ds = lerobot_io.open_dataset(dataset)
     episodes = lerobot_io.list_episodes(ds)[:16]
-    frames, _ = decode_batch(ds, episodes, CAMERA, 8)
+    frames, _ = decode_batch(ds, episodes, CAMERA, Sampling(8))
     video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in episodes]))  # (16, 8, H, W, 3)
     scorer = open_scorer(model)
     instructions = [e.task for e in episodes]
@@ -213,6 +226,7 @@ def train_speed(dataset: Path, steps: int) -> dict[str, float]:
 TARGETS = {  # summary key: (what it is, its goal as a test or None, the goal in words)
     "score_vs_decode": ("scoring vs decode-only floor (throughput ratio)", lambda v: v >= 0.8, ">= 0.8"),
     "rm_vs_siglip_cost": ("reward model vs SigLIP-base per-episode cost", lambda v: v <= 0.25, "<= 0.25"),
+    "dense_vs_sampled": ("dense (every frame) vs 8-frame scoring, frames/s (ratio)", lambda v: v >= 0.5, ">= 0.5"),
     "index_rows": ("scored episodes in the synthetic index (the goal below is for 1,000,000)", None, ""),
     "rank_query_ms": ("rank query over the synthetic index (ms)", lambda v: v < 50, "< 50 ms"),
     "write_rows_per_s": ("index write throughput (rows/s)", None, ""),
@@ -236,6 +250,8 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: 
         work = Path(tmp)
         say("scoring vs decoding")
         details["score_vs_decode"] = score_vs_decode(large, config.model, work)
+        say("dense vs sampled scoring")
+        details["dense_vs_sampled"] = dense_vs_sampled(small, config.model, work)
         say("reward model vs SigLIP-base")
         details["rm_vs_siglip"] = rm_vs_siglip(small, config.model, config.quick)
         say(f"index: writing {config.index_rows:,} rows and querying them")
@@ -249,6 +265,7 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = lambda message: 
     summary = {
         "score_vs_decode": details["score_vs_decode"]["ratio"],
         "rm_vs_siglip_cost": details["rm_vs_siglip"]["ratio"],
+        "dense_vs_sampled": details["dense_vs_sampled"]["ratio"],
         "index_rows": details["index"]["rows"],
         "rank_query_ms": details["index"]["rank_query_ms"],
         "write_rows_per_s": details["index"]["write_rows_per_s"],

@@ -169,12 +169,13 @@ def score(
     engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray actors; pip install 'curate\\[ray]').")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address for --engine ray (default: start Ray here).")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors for --engine ray (one CPU, or one GPU with --device cuda, each).")] = 2,
-    rescore: Annotated[bool, typer.Option(help="Replace scores this index holds from another --camera or --frames.")] = False,
+    rescore: Annotated[bool, typer.Option(help="Replace scores this index holds from another --camera, --frames or --stride.")] = False,
+    stride: Annotated[int | None, typer.Option(help="Dense scores: every N-th frame and the last (1: every frame), each seen through the --frames sample shifted to end at it (docs/cli.md).")] = None,
 ) -> None:
     """Per-frame progress and success probability of every episode, under its own task and each --instruction."""
     from curate.scoring import ScoreConfig, prepare, score_dataset
 
-    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device, engine=engine, address=address, workers=workers, rescore=rescore)
+    config = ScoreConfig(dataset=dataset, index=index, model=model, instructions=tuple(instruction or ()), camera=camera, frames=frames, batch_size=batch_size, device=device, engine=engine, address=address, workers=workers, rescore=rescore, stride=stride)
     job = prepare(config)
     with progress_bar() as progress:
         bar = progress.add_task("scoring", total=None, rate="")

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 
-SCHEMA_VERSION = 2  # 2: scores.match_prob (version 1 indexes are migrated when opened for writing)
+SCHEMA_VERSION = 3  # 2: scores.match_prob; 3: runs.stride (older indexes are migrated when opened for writing)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS models (
     model VARCHAR PRIMARY KEY, kind VARCHAR, source VARCHAR, checkpoint_hash VARCHAR, config VARCHAR, added VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, dataset VARCHAR, model VARCHAR, camera VARCHAR, frames INTEGER,
-    instructions VARCHAR[], code_version VARCHAR, started VARCHAR, finished VARCHAR);
+    instructions VARCHAR[], code_version VARCHAR, started VARCHAR, finished VARCHAR, stride INTEGER);
 CREATE TABLE IF NOT EXISTS scores (
     dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR,
     task VARCHAR, length INTEGER, final_progress DOUBLE, mean_progress DOUBLE, success_prob DOUBLE,
@@ -160,6 +160,8 @@ class Index:
             self._check_version()
         columns = {r[0] for r in self.db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'scores'").fetchall()}
         self._match = "match_prob" if "match_prob" in columns else "CAST(NULL AS DOUBLE)"  # a version 1 index, read only
+        run_columns = {r[0] for r in self.db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+        self._stride = "r.stride" if "stride" in run_columns else "CAST(NULL AS INTEGER)"  # before version 3: none dense
 
     def _check_version(self) -> None:
         try:
@@ -177,6 +179,8 @@ class Index:
             self._check_version()
         if "scores" in tables:  # version 1 had no match_prob: NULL for its rows, ranked on progress alone
             self.db.execute("ALTER TABLE scores ADD COLUMN IF NOT EXISTS match_prob DOUBLE")
+        if "runs" in tables:  # before version 3 no run was dense
+            self.db.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS stride INTEGER")
         self.db.execute(SCHEMA)
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
@@ -205,7 +209,7 @@ class Index:
             raise CurateError(f"dataset {dataset} changed since it was scored into {self.path}; score it into a new --index (or delete the old one)")
 
     @contextlib.contextmanager
-    def run(self, dataset: "DatasetRecord", model: "ModelRecord", camera: str, frames: int, instructions: Sequence[str]) -> Iterator[str]:
+    def run(self, dataset: "DatasetRecord", model: "ModelRecord", camera: str, frames: int, instructions: Sequence[str], stride: int | None = None) -> Iterator[str]:
         """Register the dataset and model, open a run and yield its id; the run is marked finished when the block
         completes (an interrupted run stays unfinished; its written rows count as done)."""
         from curate import provenance
@@ -214,7 +218,7 @@ class Index:
         run_id, now = uuid.uuid4().hex, provenance.now()
         self.add_dataset(dataset.dataset, dataset.fingerprint, dataset.episodes, dataset.fps, dataset.cameras, now)
         self.add_model(model.model, model.kind, model.source, model.checkpoint_hash, model.config, now)
-        self.start_run(run_id, dataset.dataset, model.model, camera, frames, instructions, provenance.code_version(), now)
+        self.start_run(run_id, dataset.dataset, model.model, camera, frames, stride, instructions, provenance.code_version(), now)
         yield run_id
         self.finish_run(run_id, provenance.now())
 
@@ -223,23 +227,24 @@ class Index:
             "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?)", [model, kind, source, checkpoint_hash, json.dumps(config), added]
         )
 
-    def start_run(self, run_id: str, dataset: str, model: str, camera: str, frames: int, instructions: Sequence[str], code_version: str, started: str) -> None:
+    def start_run(self, run_id: str, dataset: str, model: str, camera: str, frames: int, stride: int | None, instructions: Sequence[str], code_version: str, started: str) -> None:
         self.db.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", [run_id, dataset, model, camera, frames, list(instructions), code_version, started]
+            "INSERT INTO runs (run_id, dataset, model, camera, frames, stride, instructions, code_version, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, dataset, model, camera, frames, stride, list(instructions), code_version, started],
         )
 
     def finish_run(self, run_id: str, finished: str) -> None:
         self.db.execute("UPDATE runs SET finished = ? WHERE run_id = ?", [finished, run_id])
 
     # --- scores ------------------------------------------------------------------------------------------------
-    def done(self, dataset: str, model: str) -> dict[tuple[int, str], tuple[str | None, int | None]]:
+    def done(self, dataset: str, model: str) -> dict[tuple[int, str], tuple[str | None, int | None, int | None]]:
         """(episode, instruction) pairs already scored for this dataset and model (failed ones are retried), each with
-        the camera and frame count its run used (None where no run recorded them)."""
+        the camera, frame count and stride its run used (None where no run recorded them; stride None: not dense)."""
         rows = self.db.execute(
-            "SELECT s.episode_index, s.instruction, r.camera, r.frames FROM scores s LEFT JOIN runs r USING (run_id)"
+            f"SELECT s.episode_index, s.instruction, r.camera, r.frames, {self._stride} FROM scores s LEFT JOIN runs r USING (run_id)"
             " WHERE s.dataset = ? AND s.model = ?", [dataset, model]
         ).fetchall()
-        return {(int(e), str(i)): (c, None if f is None else int(f)) for e, i, c, f in rows}
+        return {(int(e), str(i)): (c, None if f is None else int(f), None if k is None else int(k)) for e, i, c, f, k in rows}
 
     def write(self, rows: Iterable[ScoreRow], failures: Iterable[FailureRow] = ()) -> None:
         """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them. Rows travel as

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from curate import provenance
@@ -16,6 +17,9 @@ from rewardmodel.model import DEFAULT_CHECKPOINT, load_model
 # (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K), match probability (B,)
 # or None for models without a match head), all in [0, 1]
 ScoreFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+# One episode's frames (N, H, W, 3) uint8, grids (positions into them; the last is the whole sample), instructions ->
+# progress (I, G) and success (I, G) at each grid's last frame, match (I,) or None (`CurateRewardModel.predict_grids`)
+DenseFn = Callable[[torch.Tensor, list[np.ndarray], list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Scorer:
     checkpoint_hash: str
     config: dict
     score: ScoreFn
+    dense: DenseFn | None = None  # None: the model scores sampled frames only
 
 
 def _folder_type(path: Path) -> str:
@@ -87,8 +92,12 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
     def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return reward_model.predict_all(frames, instructions)
 
+    @torch.inference_mode()
+    def dense(frames: torch.Tensor, grids: list[np.ndarray], instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return reward_model.predict_grids(frames, grids, instructions)
+
     config = json.loads((path / "config.json").read_text())
-    return Scorer(model_id(name, digest), MODEL_TYPE, str(path.resolve()), digest, config, score)
+    return Scorer(model_id(name, digest), MODEL_TYPE, str(path.resolve()), digest, config, score, dense)
 
 
 def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer:

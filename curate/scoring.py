@@ -14,6 +14,7 @@ from curate.errors import CurateError
 from curate.index import DatasetRecord, FailureRow, Index, ModelRecord
 from curate.outputs import check_apart
 from curate.records import EpisodeInfo
+from curate.sampling import Sampling
 from curate.scorers import Scorer, open_scorer
 
 
@@ -35,7 +36,12 @@ class ScoreConfig:
     engine: str = "local"  # local: this process (decoding overlapped in a thread); ray: Ray actors
     address: str | None = None  # a Ray cluster to join (default: start a local one)
     workers: int = 2  # Ray actors
-    rescore: bool = False  # replace scores made with another camera or frame count
+    rescore: bool = False  # replace scores made with another camera, frame count or stride
+    stride: int | None = None  # dense: score every stride-th frame (and the last), not `frames` sampled ones
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.frames, self.stride)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -44,6 +50,8 @@ class ScoreConfig:
             raise CurateError(f"--workers must be at least 1, got {self.workers}")
         if not 1 <= self.frames <= 32:
             raise CurateError(f"--frames must be between 1 and 32, got {self.frames}")
+        if self.stride is not None and self.stride < 1:
+            raise CurateError(f"--stride must be at least 1 (1: every frame), got {self.stride}")
         if self.batch_size < 1:
             raise CurateError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -91,6 +99,8 @@ def prepare(config: ScoreConfig) -> ScoringJob:
     check_apart(config.index, [root])  # the index is written: never inside the dataset
     camera = lerobot_io.resolve_camera(ds, config.camera)
     scorer = open_scorer(config.model, config.device)
+    if config.stride is not None and scorer.dense is None:
+        raise CurateError(f"--stride needs a curate reward model (`curate rm train` or the shipped default); {scorer.model_id} scores sampled frames only: drop --stride")
     episodes = lerobot_io.list_episodes(ds)
     fingerprint = lerobot_io.dataset_fingerprint(root)
     todo, skipped, rescored = _plan(config, str(root), fingerprint, camera, scorer.model_id, episodes)
@@ -105,10 +115,10 @@ def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, mode
         with Index(config.index, read_only=True) as index:
             index.check_unchanged(dataset, fingerprint)
             done = index.done(dataset, model)
-    settings = (camera, config.frames)
+    settings = (camera, config.frames, config.stride)
     todo: dict[int, list[str]] = {}
     skipped = 0
-    other: dict[tuple[str | None, int | None], int] = defaultdict(int)  # scored before with other settings
+    other: dict[tuple[str | None, int | None, int | None], int] = defaultdict(int)  # scored before with other settings
     for episode in episodes:
         wanted = list(dict.fromkeys([episode.task, *config.instructions]))
         missing = []
@@ -122,10 +132,10 @@ def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, mode
         if missing:
             todo[episode.episode_index] = missing
     if other and not config.rescore:
-        old_camera, old_frames = max(other, key=other.__getitem__)  # the most common earlier settings
+        old_camera, old_frames, old_stride = max(other, key=other.__getitem__)  # the most common earlier settings
         raise CurateError(
-            f"{sum(other.values())} of these scores are already in {Path(config.index).resolve()} from camera {old_camera} with {old_frames} frames, "
-            f"not {camera} with {config.frames}; pass --rescore to replace them, or score into another --index"
+            f"{sum(other.values())} of these scores are already in {Path(config.index).resolve()} from camera {old_camera} with {Sampling(old_frames, old_stride).describe() if old_frames else 'unknown settings'}, "
+            f"not {camera} with {config.sampling.describe()}; pass --rescore to replace them, or score into another --index"
         )
     return todo, skipped, sum(other.values())
 
@@ -142,7 +152,7 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
         return summary
     registered = DatasetRecord(dataset, job.fingerprint, len(episodes), ds.fps, lerobot_io.camera_keys(ds))
     model = ModelRecord(scorer.model_id, scorer.kind, scorer.source, scorer.checkpoint_hash, scorer.config)
-    with Index(config.index) as index, index.run(registered, model, camera, config.frames, config.instructions) as run_id:
+    with Index(config.index) as index, index.run(registered, model, camera, config.frames, config.instructions, config.stride) as run_id:
         by_index = {e.episode_index: e for e in episodes}
         batches = [[by_index[i] for i in list(todo)[s : s + config.batch_size]] for s in range(0, len(todo), config.batch_size)]
         if config.engine == "ray":
@@ -150,7 +160,7 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
 
             results = ray_results(job, batches, todo, run_id)
         else:
-            results = (batch_results(scorer, batch, decoded, todo, dataset, run_id) for batch, decoded in zip(batches, _prefetch(ds, batches, camera, config.frames), strict=True))
+            results = (batch_results(scorer, batch, decoded, todo, dataset, run_id, config.sampling) for batch, decoded in zip(batches, _prefetch(ds, batches, camera, config.sampling), strict=True))
         finished = 0
         for rows, failures in results:  # one writer, whichever engine scored
             index.write(rows, failures)
@@ -162,12 +172,12 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
     return summary
 
 
-def _prefetch(ds, batches: list[list[EpisodeInfo]], camera: str, frames: int) -> Iterator[Decoded]:
+def _prefetch(ds, batches: list[list[EpisodeInfo]], camera: str, sampling: Sampling) -> Iterator[Decoded]:
     """Decode batch i+1 in a thread while the model works on batch i."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(decode_batch, ds, batches[0], camera, frames)
+        pending = pool.submit(decode_batch, ds, batches[0], camera, sampling)
         for i in range(len(batches)):
             result = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(decode_batch, ds, batches[i + 1], camera, frames)
+                pending = pool.submit(decode_batch, ds, batches[i + 1], camera, sampling)
             yield result

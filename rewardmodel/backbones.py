@@ -56,6 +56,15 @@ class Backbone(nn.Module):
         """frames: (B, T, 3, S, S) floats in [0, 1]; one instruction per batch row."""
         raise NotImplementedError
 
+    def encode(self, frames: Tensor) -> Tensor:
+        """(N, 3, S, S) frames -> (N, ...) what `from_encoded` reads, computed once per frame however many
+        trajectories share it (dense scoring). Backbones that see frames only whole keep them as they are."""
+        return frames
+
+    def from_encoded(self, encoded: Tensor, instructions: list[str]) -> BackboneOutput:
+        """`forward` on single trajectories of encoded frames (B, T, ...)."""
+        return self.forward(encoded, instructions)
+
 
 class FrameEncoder(nn.Module):
     """A small CNN trained from scratch: (N, 3, S, S) -> (N, H)."""
@@ -114,32 +123,36 @@ class CompactBackbone(Backbone):
 
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
+    def encode(self, frames: Tensor) -> Tensor:
+        """(N, 3, S, S) -> (N, H): the CNN's features."""
+        return self.frames(frames)
+
     def _frame_features(self, frames: Tensor) -> Tensor:
         b, t = frames.shape[:2]
         assert frames.ndim == 5 and frames.shape[2] == 3, f"frames must be (B, T, 3, S, S), got {tuple(frames.shape)}"
-        assert t <= self.config.max_frames, f"{t} frames exceed max_frames={self.config.max_frames}"
-        return self.frames(frames.flatten(0, 1)).view(b, t, -1)
+        return self.encode(frames.flatten(0, 1)).view(b, t, -1)
 
     def _tokens(self, features: Tensor, kind: int) -> Tensor:
         positions = self.position(torch.arange(features.shape[1], device=features.device))
         return features + positions + self.kind.weight[kind]
 
     def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
-        b, t_a = frames_a.shape[:2]
+        return self.from_encoded(self._frame_features(frames_a), instructions, None if frames_b is None else self._frame_features(frames_b))
+
+    def from_encoded(self, features_a: Tensor, instructions: list[str], features_b: Tensor | None = None) -> BackboneOutput:
+        b, t_a = features_a.shape[:2]
         assert len(instructions) == b, f"{len(instructions)} instructions for a batch of {b}"
-        instruction = (self.text(self._instruction(instructions, frames_a.device)) + self.kind.weight[0]).unsqueeze(1)
-        features_a = self._frame_features(frames_a)
+        t_b = 0 if features_b is None else features_b.shape[1]
+        assert max(t_a, t_b) <= self.config.max_frames, f"{max(t_a, t_b)} frames exceed max_frames={self.config.max_frames}"
+        instruction = (self.text(self._instruction(instructions, features_a.device)) + self.kind.weight[0]).unsqueeze(1)
         parts = [instruction, self._tokens(features_a, 1)]
-        t_b, features_b = 0, None
-        if frames_b is not None:
-            t_b = frames_b.shape[1]
-            features_b = self._frame_features(frames_b)
+        if features_b is not None:
             special = self.kind.weight[[2, 4]].unsqueeze(0).expand(b, 2, -1)
             parts += [special[:, :1], self._tokens(features_b, 3), special[:, 1:]]
-        mask = layout_mask(t_a, t_b).to(frames_a.device)
+        mask = layout_mask(t_a, t_b).to(features_a.device)
         hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
         video_a = summarise(features_a)
-        if frames_b is None:
+        if features_b is None:
             return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a)
         return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, summarise(features_b))
 

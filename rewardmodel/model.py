@@ -1,9 +1,11 @@
 """The reward model: a LeRobot PreTrainedRewardModel with `compute_reward` (inference) and `forward` (training)."""
 
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,6 +63,31 @@ class CurateRewardModel(PreTrainedRewardModel):
             return progress, success, None
         match = torch.sigmoid(self.match(out.video_a, self._text(instructions)).diagonal())
         return progress, success, match
+
+    def predict_grids(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int = 256) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Dense scoring of one episode: progress and success at the last frame of each grid (ascending positions
+        into `frames`, (N, H, W, 3)) under every instruction, each (I, G), with every frame encoded once; and each
+        instruction's match probability (I,) from the last grid (the whole episode's sample), None without a match
+        head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
+        encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0]) for s in range(0, len(frames), chunk)])
+        n = len(instructions)
+        progress, success = torch.empty(n, len(grids)), torch.empty(n, len(grids))
+        by_length: dict[int, list[int]] = defaultdict(list)  # grids of one length form one tensor batch
+        for g, grid in enumerate(grids):
+            by_length[len(grid)].append(g)
+        rows_per_call = max(1, chunk // n)
+        for members in by_length.values():
+            for s in range(0, len(members), rows_per_call):
+                part = members[s : s + rows_per_call]
+                x = encoded[torch.as_tensor(np.stack([grids[g] for g in part]))]  # (M, T, ...)
+                x = x.unsqueeze(0).expand(n, *x.shape).flatten(0, 1)  # instruction-major: (I * M, T, ...)
+                last = self.backbone.from_encoded(x, [i for i in instructions for _ in part]).frames_a[:, -1]
+                progress[:, part] = self.heads.expected_progress(self.heads.progress(last)).view(n, len(part)).float().cpu()
+                success[:, part] = torch.sigmoid(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
+        if self.match is None:
+            return progress, success, None
+        whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1]).video_a
+        return progress, success, torch.sigmoid(self.match(whole, self._text(instructions))).squeeze(0).float().cpu()
 
     def compute_reward(self, batch: dict[str, Any]) -> Tensor:
         """LeRobot's inference entry: `observation.images` (B, T, H, W, 3) uint8 and `task` (B strings) -> (B,)

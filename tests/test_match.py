@@ -132,5 +132,5 @@ def test_a_version_1_index_is_read_and_migrated(tiny_dataset: Path, tmp_path: Pa
     with Index(index) as writable:  # opened for writing: migrated
         assert writable.scores("do the task")["match_prob"].isna().all()
     db = duckdb.connect(str(index), read_only=True)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     db.close()

@@ -228,6 +228,6 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_dataset: Path, tiny_model: Pat
     db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()
     result = runner.invoke(app, ["rank", "--index", str(newer)])
-    assert result.exit_code == 2 and "was written by a newer curate (schema 99, this one reads 2); upgrade curate" in result.output
+    assert result.exit_code == 2 and "was written by a newer curate (schema 99, this one reads 3); upgrade curate" in result.output
     result = runner.invoke(app, ["rank", "--index", str(known_index(tmp_path / "k.duckdb", tiny_dataset)), "--instruction", "fly"])
     assert result.exit_code == 2 and "no scores under instruction 'fly'" in result.output
