@@ -109,13 +109,15 @@ def score_vs_decode(dataset: Path, model: str | None, work: Path) -> dict[str, f
 
 def dense_vs_sampled(dataset: Path, model: str | None, work: Path) -> dict[str, float]:
     """Frames scored per second by `curate score --stride 1` (every frame) and by 8-frame scoring, each into a fresh
-    index over the same episodes: dense scoring's cost per frame against sampled scoring's."""
-    rates = {}
-    for name, stride in (("sampled", None), ("dense", 1)):
-        job = prepare(ScoreConfig(dataset=str(dataset), index=work / f"{name}.duckdb", model=model, stride=stride))
-        seconds = _timed(lambda: score_dataset(job))  # noqa: B023 (called right away)
-        frames = sum(e.length if stride else min(e.length, job.config.frames) for e in job.episodes)
-        rates[f"{name}_frames_per_s"] = frames / seconds
+    index over the same episodes (best of two rounds, alternating, so neither pays the first decode alone): dense
+    scoring's cost per frame against sampled scoring's."""
+    rates: dict[str, float] = {}
+    for round_ in range(2):
+        for name, stride in (("sampled", None), ("dense", 1)):
+            job = prepare(ScoreConfig(dataset=str(dataset), index=work / f"{name}{round_}.duckdb", model=model, stride=stride))
+            seconds = _timed(lambda: score_dataset(job))  # noqa: B023 (called right away)
+            frames = sum(e.length if stride else min(e.length, job.config.frames) for e in job.episodes)
+            rates[f"{name}_frames_per_s"] = max(rates.get(f"{name}_frames_per_s", 0.0), frames / seconds)
     return rates | {"episodes": len(job.episodes), "ratio": rates["dense_frames_per_s"] / rates["sampled_frames_per_s"]}
 
 
