@@ -2,34 +2,35 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from curate import lerobot_io
 from curate.errors import CurateError
-from curate.index import FailureRow, ScoreRow
+from curate.index import CameraScore, FailureRow, ScoreRow
 from curate.records import EpisodeInfo
 from curate.sampling import Sampling, dense_plan
 from curate.scorers import Scorer
 
 
-# Per episode index: (frame indices, frames (K, H, W, 3) uint8); and per failed episode index, the reason.
-Decoded = tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[int, str]]
+# Per episode index: (frame indices, per camera key its frames (K, H, W, 3) uint8); per failed episode, the reason.
+Decoded = tuple[dict[int, tuple[np.ndarray, dict[str, np.ndarray]]], dict[int, str]]
 
 
-def decode_batch(ds, episodes: list[EpisodeInfo], camera: str, sampling: Sampling) -> Decoded:
+def decode_batch(ds, episodes: list[EpisodeInfo], cameras: Sequence[str], sampling: Sampling) -> Decoded:
     """Decode a batch with one call per video file; if that fails, retry episode by episode to isolate the bad ones."""
     requests = [(e.episode_index, sampling.decoded(e.length)) for e in episodes if e.length > 0]
     try:
-        decoded = lerobot_io.decode_frames(ds, requests, [camera])
-        return {e: (i, d[camera]) for (e, i), d in zip(requests, decoded, strict=True)}, {}
+        decoded = lerobot_io.decode_frames(ds, requests, cameras)
+        return {e: (i, d) for (e, i), d in zip(requests, decoded, strict=True)}, {}
     except CurateError:
         pass
     ok, failed = {}, {}
     for episode, indices in requests:
         try:
-            ok[episode] = (indices, lerobot_io.decode_frames(ds, [(episode, indices)], [camera])[0][camera])
+            ok[episode] = (indices, lerobot_io.decode_frames(ds, [(episode, indices)], cameras)[0])
         except CurateError as err:
             failed[episode] = str(err)
     return ok, failed
@@ -44,9 +45,32 @@ def batch_results(scorer: Scorer, batch: Sequence[EpisodeInfo], decoded: Decoded
         if reason:
             failures += [FailureRow(dataset, episode.episode_index, i, scorer.model_id, run_id, reason) for i in todo[episode.episode_index]]
     episodes = [e for e in batch if e.episode_index in frames]
-    if sampling.stride is None:
-        return _score_rows(scorer, episodes, frames, todo, dataset, run_id), failures
-    return [row for e in episodes for row in _dense_rows(scorer, e, frames[e.episode_index][1], todo[e.episode_index], dataset, run_id, sampling)], failures
+    cameras = list(next(iter(frames.values()))[1]) if frames else []
+    by_camera = {}
+    for camera in cameras:
+        seen = {e: (indices, per_camera[camera]) for e, (indices, per_camera) in frames.items()}
+        if sampling.stride is None:
+            by_camera[camera] = _score_rows(scorer, episodes, seen, todo, dataset, run_id)
+        else:
+            by_camera[camera] = [row for e in episodes for row in _dense_rows(scorer, e, seen[e.episode_index][1], todo[e.episode_index], dataset, run_id, sampling)]
+    if len(by_camera) == 1:
+        return next(iter(by_camera.values())), failures
+    return [combine(dict(zip(by_camera, rows, strict=True))) for rows in zip(*by_camera.values(), strict=True)], failures
+
+
+def combine(by_camera: dict[str, ScoreRow]) -> ScoreRow:
+    """One row from several cameras' rows of the same (episode, instruction): at each scored frame the highest
+    progress and success any camera saw, the highest match, each camera's own numbers kept beside (a wrist camera that
+    cannot see the goal must not hide what the front camera saw)."""
+    rows = list(by_camera.values())
+    first = rows[0]
+    assert all((r.episode_index, r.instruction, r.frame_index) == (first.episode_index, first.instruction, first.frame_index) for r in rows)
+    progress = np.max([r.frame_progress for r in rows], axis=0)
+    success = np.max([r.frame_success for r in rows], axis=0)
+    matches = [r.match_prob for r in rows if r.match_prob is not None]
+    cameras = tuple(CameraScore(c, r.final_progress, r.success_prob, r.match_prob, r.frame_progress) for c, r in by_camera.items())
+    return replace(first, final_progress=float(progress[-1]), mean_progress=float(progress.mean()), success_prob=float(success.max()),
+                   frame_progress=tuple(progress.tolist()), frame_success=tuple(success.tolist()), match_prob=max(matches) if matches else None, cameras=cameras)
 
 
 def _row(scorer: Scorer, episode: EpisodeInfo, instruction: str, dataset: str, run_id: str, index: np.ndarray, progress: torch.Tensor, success: torch.Tensor, match: torch.Tensor | None) -> ScoreRow:

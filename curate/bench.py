@@ -99,7 +99,7 @@ def score_vs_decode(dataset: Path, model: str | None, work: Path) -> dict[str, f
     config = ScoreConfig(dataset=str(dataset), index=work / "score.duckdb", model=model)
     job = prepare(config)
     batches = [job.episodes[s : s + config.batch_size] for s in range(0, len(job.episodes), config.batch_size)]
-    decode_all = lambda: [decode_batch(job.ds, b, job.camera, config.sampling) for b in batches]  # noqa: E731
+    decode_all = lambda: [decode_batch(job.ds, b, job.cameras, config.sampling) for b in batches]  # noqa: E731
     decode_all()  # warm the file cache and the decoder for both
     decode_s = _timed(decode_all)
     score_s = _timed(lambda: score_dataset(job))
@@ -131,8 +131,8 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
 
     ds = lerobot_io.open_dataset(dataset)
     episodes = lerobot_io.list_episodes(ds)[:16]
-    frames, _ = decode_batch(ds, episodes, CAMERA, Sampling(8))
-    video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in episodes]))  # (16, 8, H, W, 3)
+    frames, _ = decode_batch(ds, episodes, [CAMERA], Sampling(8))
+    video = torch.from_numpy(np.stack([frames[e.episode_index][1][CAMERA] for e in episodes]))  # (16, 8, H, W, 3)
     scorer = open_scorer(model)
     instructions = [e.task for e in episodes]
     scorer.score(video, instructions)  # warm-up

@@ -162,7 +162,7 @@ def score(
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     model: Annotated[str | None, typer.Option(help="Reward model: a folder from `curate rm train`, `lerobot:TYPE`, a hub id; default: the shipped model.")] = None,
     instruction: Annotated[list[str] | None, typer.Option(help="Also score every episode against this instruction (repeatable).")] = None,
-    camera: Annotated[str | None, typer.Option(help="Camera key (default: the dataset's first video key).")] = None,
+    camera: Annotated[str | None, typer.Option(help="Camera key, or all: every camera, combined frame by frame (the highest progress any camera saw; docs/cli.md) (default: the dataset's first video key).")] = None,
     frames: Annotated[int, typer.Option(help="Frames scored per episode (evenly spaced; always the last, and the first when 2 or more).")] = 8,
     batch_size: Annotated[int, typer.Option(help="Episodes per batch.")] = 16,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 
-SCHEMA_VERSION = 3  # 2: scores.match_prob; 3: runs.stride (older indexes are migrated when opened for writing)
+SCHEMA_VERSION = 3  # 2: scores.match_prob; 3: runs.stride, camera_scores (older indexes are migrated when opened for writing)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS scores (
     task VARCHAR, length INTEGER, final_progress DOUBLE, mean_progress DOUBLE, success_prob DOUBLE,
     frame_index INTEGER[], frame_progress DOUBLE[], frame_success DOUBLE[], match_prob DOUBLE,
     PRIMARY KEY (dataset, episode_index, instruction, model));
+CREATE TABLE IF NOT EXISTS camera_scores (
+    dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, camera VARCHAR, run_id VARCHAR,
+    final_progress DOUBLE, success_prob DOUBLE, match_prob DOUBLE, frame_progress DOUBLE[],
+    PRIMARY KEY (dataset, episode_index, instruction, model, camera));
 CREATE TABLE IF NOT EXISTS failures (
     dataset VARCHAR, episode_index INTEGER, instruction VARCHAR, model VARCHAR, run_id VARCHAR, reason VARCHAR,
     PRIMARY KEY (dataset, episode_index, instruction, model));
@@ -49,6 +53,11 @@ SCORE_ARROW = pa.schema([
     ("mean_progress", pa.float64()), ("success_prob", pa.float64()), ("frame_index", pa.list_(pa.int32())),
     ("frame_progress", pa.list_(pa.float64())), ("frame_success", pa.list_(pa.float64())), ("match_prob", pa.float64()),
 ])  # the scores table's columns, in order
+CAMERA_ARROW = pa.schema([
+    ("dataset", pa.string()), ("episode_index", pa.int32()), ("instruction", pa.string()), ("model", pa.string()),
+    ("camera", pa.string()), ("run_id", pa.string()), ("final_progress", pa.float64()), ("success_prob", pa.float64()),
+    ("match_prob", pa.float64()), ("frame_progress", pa.list_(pa.float64())),
+])  # the camera_scores table's columns, in order
 FAILURE_ARROW = pa.schema([(n, pa.int32() if n == "episode_index" else pa.string()) for n in ("dataset", "episode_index", "instruction", "model", "run_id", "reason")])
 RETRIEVAL_ARROW = pa.schema([
     ("dataset", pa.string()), ("episode_index", pa.int32()), ("query", pa.string()), ("model", pa.string()),
@@ -79,6 +88,17 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
+class CameraScore:
+    """What one camera said about a row scored with several (`curate score --camera all`)."""
+
+    camera: str
+    final_progress: float
+    success_prob: float
+    match_prob: float | None
+    frame_progress: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class ScoreRow:
     """One scored (dataset, episode, instruction, model)."""
 
@@ -96,6 +116,7 @@ class ScoreRow:
     frame_progress: tuple[float, ...]
     frame_success: tuple[float, ...]
     match_prob: float | None = None  # how well the instruction fits the episode's task (models with a match head)
+    cameras: tuple[CameraScore, ...] = ()  # per camera, when the row combines several
 
     def __post_init__(self) -> None:
         n = len(self.frame_index)
@@ -132,6 +153,10 @@ class FailureRow:
 SELECTION_SCORE = "final_progress * coalesce({match}, 1.0)"
 
 
+def _key(row: "ScoreRow") -> dict:
+    return {"dataset": row.dataset, "episode_index": row.episode_index, "instruction": row.instruction, "model": row.model}
+
+
 def _same_key(table: str, text: str = "instruction") -> str:
     """Rows of `table` with the key of a row of `incoming`; `text` is the key's text column (instruction or query)."""
     return " AND ".join(f"{table}.{c} = incoming.{c}" for c in ("dataset", "episode_index", text, "model"))
@@ -162,6 +187,7 @@ class Index:
         self._match = "match_prob" if "match_prob" in columns else "CAST(NULL AS DOUBLE)"  # a version 1 index, read only
         run_columns = {r[0] for r in self.db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
         self._stride = "r.stride" if "stride" in run_columns else "CAST(NULL AS INTEGER)"  # before version 3: none dense
+        self._has_cameras = bool(self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'camera_scores'").fetchone())
 
     def _check_version(self) -> None:
         try:
@@ -249,12 +275,20 @@ class Index:
     def write(self, rows: Iterable[ScoreRow], failures: Iterable[FailureRow] = ()) -> None:
         """Insert one batch in one transaction: a killed run leaves whole batches or nothing of them. Rows travel as
         one Arrow table (row-by-row inserts run at tens of rows per second)."""
-        scores = pa.Table.from_pylist([r.__dict__ for r in rows], schema=SCORE_ARROW)
+        rows = list(rows)
+        scores = pa.Table.from_pylist([{k: v for k, v in r.__dict__.items() if k != "cameras"} for r in rows], schema=SCORE_ARROW)
+        cameras = pa.Table.from_pylist([{**_key(r), "camera": c.camera, "run_id": r.run_id, "final_progress": c.final_progress, "success_prob": c.success_prob,
+                                          "match_prob": c.match_prob, "frame_progress": c.frame_progress} for r in rows for c in r.cameras], schema=CAMERA_ARROW)
         failed = pa.Table.from_pylist([f.__dict__ for f in failures], schema=FAILURE_ARROW)
         with self._transaction():
             if scores.num_rows:
                 self._replace("scores", scores)
                 self.db.execute(f"DELETE FROM failures USING incoming WHERE {_same_key('failures')}")  # retried and now scored
+                self.db.execute(f"DELETE FROM camera_scores USING incoming WHERE {_same_key('camera_scores')}")  # a rescore's cameras replace these
+                self.db.unregister("incoming")
+            if cameras.num_rows:
+                self.db.register("incoming", cameras)
+                self.db.execute("INSERT INTO camera_scores SELECT * FROM incoming")
                 self.db.unregister("incoming")
             if failed.num_rows:
                 self._replace("failures", failed)
@@ -317,6 +351,13 @@ class Index:
             + (", frame_index, frame_progress, frame_success" if frames else "") + f" FROM scores{where} ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         )
         return self.db.execute(sql, params + ([limit] if limit is not None else [])).fetchdf()
+
+    def camera_scores(self, instruction: str | None = None, datasets: Sequence[str] = (), model: str | None = None) -> pd.DataFrame:
+        """What each camera said, for rows scored with several (empty for an index from before camera_scores)."""
+        if not self._has_cameras:
+            return pd.DataFrame(columns=list(CAMERA_ARROW.names))
+        where, params = self._where("instruction", instruction, datasets, model)
+        return self.db.execute(f"SELECT * FROM camera_scores{where} ORDER BY dataset, episode_index, camera", params).fetchdf()
 
     def count(self, instruction: str | None = None, datasets: Sequence[str] = (), model: str | None = None, own_task: bool = False) -> int:
         where, params = self._where("instruction", instruction, datasets, model, own_task)

@@ -112,6 +112,13 @@ def resolve_camera(ds: LeRobotDataset, camera: str | None) -> str:
     raise CurateError(f"unknown camera key {camera!r}; this dataset has: {', '.join(keys)}")
 
 
+def resolve_cameras(ds: LeRobotDataset, camera: str | None) -> tuple[str, ...]:
+    """`resolve_camera`'s one key, or with `all` every camera key of the dataset."""
+    if camera == "all" and camera_keys(ds):
+        return tuple(camera_keys(ds))
+    return (resolve_camera(ds, None if camera == "all" else camera),)
+
+
 def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
     """Every episode with its length, task strings, camera keys and, where present, per-frame success and reward."""
     episodes = ds.meta.episodes

@@ -16,7 +16,7 @@ ACTOR_NAME = "curate-scorer-{}"
 class ScoringWorker:
     """One Ray actor: opens the dataset and the model once, then decodes and scores the batches it is sent."""
 
-    def __init__(self, dataset: str, model: str | None, device: str, camera: str, sampling: Sampling, threads: int):
+    def __init__(self, dataset: str, model: str | None, device: str, cameras: tuple[str, ...], sampling: Sampling, threads: int):
         import torch
 
         from curate import lerobot_io
@@ -27,12 +27,12 @@ class ScoringWorker:
         self.ds = lerobot_io.open_dataset(dataset)
         self.dataset = str(lerobot_io.dataset_root(self.ds))
         self.scorer = open_scorer(model, device)
-        self.camera, self.sampling = camera, sampling
+        self.cameras, self.sampling = cameras, sampling
 
     def score(self, batch: list[EpisodeInfo], todo: dict[int, list[str]], run_id: str) -> tuple[list[ScoreRow], list[FailureRow]]:
         from curate.batches import batch_results, decode_batch
 
-        return batch_results(self.scorer, batch, decode_batch(self.ds, batch, self.camera, self.sampling), todo, self.dataset, run_id, self.sampling)
+        return batch_results(self.scorer, batch, decode_batch(self.ds, batch, self.cameras, self.sampling), todo, self.dataset, run_id, self.sampling)
 
 
 def connect(address: str | None, workers: int) -> bool:
@@ -90,7 +90,7 @@ def _stream(job, batches: list[list[EpisodeInfo]], todo: dict[int, list[str]], r
     config = job.config
     gpu = config.device.startswith("cuda")
     worker = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(ScoringWorker)
-    actors = [worker.options(name=ACTOR_NAME.format(i)).remote(str(job.root), config.model, "cuda" if gpu else "cpu", job.camera, config.sampling, 0 if gpu else 1) for i in range(config.workers)]
+    actors = [worker.options(name=ACTOR_NAME.format(i)).remote(str(job.root), config.model, "cuda" if gpu else "cpu", job.cameras, config.sampling, 0 if gpu else 1) for i in range(config.workers)]
     queue = list(batches)
     pending: dict = {}
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
+from curate.index import Index
 from curate.outputs import STAMP, check_apart, write_file
 from curate.plots import png_bytes, progress_curve, score_histograms
 from curate.ranking import match_text, ranked
@@ -73,11 +74,23 @@ def _match_text(row) -> str:
     return f"match {match_text(row.match_prob)}, " if match_text(row.match_prob) else ""
 
 
-def _episode_block(row, curve: str, thumbs: list[str]) -> str:
+def _camera_texts(index_path: Path, instruction: str | None, datasets: Sequence[str], model: str) -> dict[tuple[str, int, str], str]:
+    """Per (dataset, episode, instruction) scored with several cameras, what each said: `front 0.91 / wrist 0.40`
+    (final progress; the row's own numbers are their frame-by-frame maximum)."""
+    with Index(index_path, read_only=True) as index:
+        rows = index.camera_scores(instruction, [str(Path(d).expanduser().resolve()) for d in datasets], model)
+    texts: dict[tuple[str, int, str], list[str]] = {}
+    for r in rows.itertuples():
+        texts.setdefault((r.dataset, int(r.episode_index), r.instruction), []).append(f"{r.camera.removeprefix('observation.images.')} {r.final_progress:.2f}")
+    return {key: " / ".join(parts) for key, parts in texts.items()}
+
+
+def _episode_block(row, curve: str, thumbs: list[str], cameras: str) -> str:
     images = "".join(f'<img alt="frame {i}" src="{src}">' for i, src in zip(row.frame_index, thumbs, strict=False))
+    by_camera = f"<br>by camera: {html.escape(cameras)}" if cameras else ""
     return (
         f'<div class="episode"><div><b>#{row.rank}</b> {html.escape(Path(row.dataset).name)} episode {row.episode_index}<br>'
-        f"{html.escape(row.task)}<br>{_match_text(row)}final progress {row.final_progress:.3f}, success {row.success_prob:.3f}</div>"
+        f"{html.escape(row.task)}<br>{_match_text(row)}final progress {row.final_progress:.3f}, success {row.success_prob:.3f}{by_camera}</div>"
         f'<img alt="progress curve of episode {row.episode_index}" src="{curve}"><div class="thumbs">{images}</div></div>'
     )
 
@@ -98,8 +111,10 @@ def build_report(
             raise CurateError("no scored episodes to report; run `curate score` first")
         extremes = pd.concat([rows.head(show), rows.tail(show)]).drop_duplicates("rank")
         thumbs = _thumbnails(extremes, camera)
+        cameras = _camera_texts(index_path, instruction, datasets, model_id)
+        said = lambda r: cameras.get((r.dataset, int(r.episode_index), r.instruction), "")  # noqa: E731
         blocks = {
-            r.rank: _episode_block(r, _curve(r), thumbs.get((r.dataset, int(r.episode_index)), [])) for r in extremes.itertuples()
+            r.rank: _episode_block(r, _curve(r), thumbs.get((r.dataset, int(r.episode_index)), []), said(r)) for r in extremes.itertuples()
         }
         top = "".join(blocks[r] for r in rows.head(show)["rank"])
         bottom = "".join(blocks[r] for r in rows.tail(show)["rank"])
@@ -107,7 +122,7 @@ def build_report(
             f"<tr><td class=num>{r.rank}</td><td>{html.escape(Path(r.dataset).name)}</td><td class=num>{r.episode_index}</td>"
             f"<td>{html.escape(r.task)}</td><td class=num>{match_text(r.match_prob)}</td>"
             f"<td class=num>{r.final_progress:.3f}</td><td class=num>{r.mean_progress:.3f}</td>"
-            f"<td class=num>{r.success_prob:.3f}</td></tr>"
+            f"<td class=num>{r.success_prob:.3f}</td>" + (f"<td>{html.escape(said(r))}</td>" if cameras else "") + "</tr>"
             for r in rows.itertuples()
         )
         title = f"under {html.escape(repr(instruction))}" if instruction else "under each episode's own task"
@@ -116,7 +131,7 @@ def build_report(
             f'<h3>Final progress by task</h3><img alt="histograms" src="{_histograms(rows)}">'
             f"<h3>Best {min(show, len(rows))}</h3>{top}<h3>Worst {min(show, len(rows))}</h3>{bottom}"
             f'<h3>All episodes</h3><table class="episodes"><tr><th>rank</th><th>dataset</th><th>episode</th><th>task</th><th>match</th>'
-            f"<th>final progress</th><th>mean progress</th><th>success prob</th></tr>{table_rows}</table></section>"
+            f"<th>final progress</th><th>mean progress</th><th>success prob</th>{'<th>final progress by camera</th>' if cameras else ''}</tr>{table_rows}</table></section>"
         )
     page = (
         f"<!doctype html><!-- {STAMP} --><html><head><meta charset='utf-8'><title>curate report</title><style>{STYLE}</style>"

@@ -29,7 +29,7 @@ class ScoreConfig:
     index: Path = Path("curate.duckdb")
     model: str | None = None
     instructions: tuple[str, ...] = ()
-    camera: str | None = None
+    camera: str | None = None  # a key, its last part, or "all" (every camera, combined by `batches.combine`)
     frames: int = 8
     batch_size: int = 16
     device: str = "cpu"
@@ -75,13 +75,14 @@ class ScoreSummary:
 
 @dataclass(frozen=True)
 class ScoringJob:
-    """An opened dataset, its camera and the model: everything that can fail on bad input, checked up front."""
+    """An opened dataset, its cameras and the model: everything that can fail on bad input, checked up front."""
 
     config: ScoreConfig
     ds: object  # LeRobotDataset
     root: Path
     fingerprint: str
-    camera: str
+    camera: str  # the cameras' keys joined by "+"
+    cameras: tuple[str, ...]
     scorer: Scorer
     episodes: list[EpisodeInfo]
     todo: dict[int, list[str]]  # per episode, the instructions to score
@@ -97,14 +98,15 @@ def prepare(config: ScoreConfig) -> ScoringJob:
     ds = lerobot_io.open_dataset(config.dataset)
     root = lerobot_io.dataset_root(ds)
     check_apart(config.index, [root])  # the index is written: never inside the dataset
-    camera = lerobot_io.resolve_camera(ds, config.camera)
+    cameras = lerobot_io.resolve_cameras(ds, config.camera)
+    camera = "+".join(cameras)  # what the run and the settings check call them
     scorer = open_scorer(config.model, config.device)
     if config.stride is not None and scorer.dense is None:
         raise CurateError(f"--stride needs a curate reward model (`curate rm train` or the shipped default); {scorer.model_id} scores sampled frames only: drop --stride")
     episodes = lerobot_io.list_episodes(ds)
     fingerprint = lerobot_io.dataset_fingerprint(root)
     todo, skipped, rescored = _plan(config, str(root), fingerprint, camera, scorer.model_id, episodes)
-    return ScoringJob(config, ds, root, fingerprint, camera, scorer, episodes, todo, skipped, rescored)
+    return ScoringJob(config, ds, root, fingerprint, camera, cameras, scorer, episodes, todo, skipped, rescored)
 
 
 def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, model: str, episodes: list[EpisodeInfo]) -> tuple[dict[int, list[str]], int, int]:
@@ -160,7 +162,7 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
 
             results = ray_results(job, batches, todo, run_id)
         else:
-            results = (batch_results(scorer, batch, decoded, todo, dataset, run_id, config.sampling) for batch, decoded in zip(batches, _prefetch(ds, batches, camera, config.sampling), strict=True))
+            results = (batch_results(scorer, batch, decoded, todo, dataset, run_id, config.sampling) for batch, decoded in zip(batches, _prefetch(ds, batches, job.cameras, config.sampling), strict=True))
         finished = 0
         for rows, failures in results:  # one writer, whichever engine scored
             index.write(rows, failures)
@@ -172,12 +174,12 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
     return summary
 
 
-def _prefetch(ds, batches: list[list[EpisodeInfo]], camera: str, sampling: Sampling) -> Iterator[Decoded]:
+def _prefetch(ds, batches: list[list[EpisodeInfo]], cameras: tuple[str, ...], sampling: Sampling) -> Iterator[Decoded]:
     """Decode batch i+1 in a thread while the model works on batch i."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(decode_batch, ds, batches[0], camera, sampling)
+        pending = pool.submit(decode_batch, ds, batches[0], cameras, sampling)
         for i in range(len(batches)):
             result = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(decode_batch, ds, batches[i + 1], camera, sampling)
+                pending = pool.submit(decode_batch, ds, batches[i + 1], cameras, sampling)
             yield result
