@@ -525,6 +525,7 @@ def compare(
     bc_steps: Annotated[int, typer.Option(help="BC optimiser steps.")] = 3000,
     eval_episodes: Annotated[int, typer.Option(help="Rollouts per policy.")] = 20,
     steps: Annotated[int, typer.Option(help="Simulation steps per episode.")] = 200,
+    workers: Annotated[int, typer.Option(help="BC runs side by side, one process each (one per core).")] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """Compare selection methods by the BC policies they train, on a play pool with look-alike tasks.
@@ -535,7 +536,7 @@ def compare(
 
     from curate.compare import METHODS, CompareConfig, run_compare, summary
 
-    config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, siglip=siglip, siglip_steps=siglip_steps, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps)
+    config = CompareConfig(tasks=_split(tasks), out=out, k=k, seeds=seeds, pool_episodes=pool_episodes, model=model, siglip=siglip, siglip_steps=siglip_steps, bc_steps=bc_steps, eval_episodes=eval_episodes, steps=steps, workers=workers)
     with err_console.status("comparing") as status:
         results = run_compare(config, on_step=lambda message: status.update(message))
     table = Table(title=f"BC success rate over {seeds} seeds, K={k} (precision: share of true successes of the target)")

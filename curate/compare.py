@@ -57,6 +57,7 @@ class CompareConfig:
     eval_episodes: int = 20
     steps: int = 200  # simulation steps per pool and evaluation episode
     pool_size: int = 64  # camera resolution of the pool videos (the reward model reads them)
+    workers: int = 1  # BC runs trained and rolled out side by side, one process each
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -70,8 +71,8 @@ class CompareConfig:
             raise CurateError(str(err)) from None
         if not self.task_names:
             raise CurateError("no target tasks; pass --tasks, e.g. drawer-open,button-press")
-        if self.k < 1 or self.seeds < 1 or self.eval_episodes < 1 or self.pool_episodes < 1:
-            raise CurateError(f"--k, --seeds, --eval-episodes and --pool-episodes must be at least 1, got k={self.k} seeds={self.seeds} eval_episodes={self.eval_episodes} pool_episodes={self.pool_episodes}")
+        if min(self.k, self.seeds, self.eval_episodes, self.pool_episodes, self.workers) < 1:
+            raise CurateError(f"--k, --seeds, --eval-episodes, --pool-episodes and --workers must be at least 1, got k={self.k} seeds={self.seeds} eval_episodes={self.eval_episodes} pool_episodes={self.pool_episodes} workers={self.workers}")
         pool = self.pool_episodes * len(self.pool_tasks)
         if self.k > pool:
             raise CurateError(f"--k {self.k} is larger than the pool ({pool} episodes); lower --k or raise --pool-episodes")
@@ -174,26 +175,28 @@ def run_compare(config: CompareConfig, on_step: Callable[[str], None] | None = N
         rows = index.scores(model=summary.model)
     weights_dir = config.out / "weights"
     results: dict = {"tasks": {}, "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, "model": summary.model, "siglip": siglip.model_id, "code_version": provenance.code_version(), "created": provenance.now()}
+    plan: dict[tuple[str, str, int], Choice] = {}
+    weights: dict[str, np.ndarray] = {}
     for target in config.task_names:
         instruction = task_descriptions()[target]
         retrieved = dict(zip(similarity[instruction]["episode_index"], similarity[instruction]["similarity"], strict=True))
-        weights = _frame_weights(WeightsConfig(dataset=str(pool), index=index_path, out=weights_dir / target, instruction=instruction, model=summary.model), columns["index"])
-        results["tasks"][target] = {}
-        for method in METHODS:
-            rates, errors, precisions = [], [], []
-            for seed in range(config.seeds):
-                choice = selections(target, episodes, rows[rows["instruction"] == instruction], retrieved, config.k, seed)[method]
+        weights[target] = _frame_weights(WeightsConfig(dataset=str(pool), index=index_path, out=weights_dir / target, instruction=instruction, model=summary.model), columns["index"])
+        for seed in range(config.seeds):
+            for method, choice in selections(target, episodes, rows[rows["instruction"] == instruction], retrieved, config.k, seed).items():
                 if not choice.episodes:
                     raise CurateError(f"the pool has no episode for {method} to select for {target}; raise --pool-episodes")
-                precisions.append(precision(choice, episodes, target))
-                say(f"{target}: {method}, seed {seed}: BC on {len(choice.episodes)} episodes")
-                run = _bc_run(config, columns, mean, std, target, choice, weights if choice.weighted else None, seed)
-                rates.append(run["success_rate"])
-                errors += run["errors"]
+                plan[(target, method, seed)] = choice
+    runs = _bc_runs(config, columns, mean, std, plan, weights, say)
+    for target in config.task_names:
+        results["tasks"][target] = {}
+        for method in METHODS:
+            done = [runs[(target, method, seed)] for seed in range(config.seeds)]
+            rates = [run["success_rate"] for run in done]
+            precisions = [precision(plan[(target, method, seed)], episodes, target) for seed in range(config.seeds)]
             results["tasks"][target][method] = {
                 "success_mean": float(np.nanmean(rates)), "success_std": float(np.nanstd(rates)), "success_per_seed": rates,
-                "precision": None if precisions[0] is None else float(np.mean(precisions)), "selected": len(choice.episodes),
-                "frames": run["frames"], "rollout_errors": errors,
+                "precision": None if precisions[0] is None else float(np.mean(precisions)), "selected": len(plan[(target, method, 0)].episodes),
+                "frames": done[-1]["frames"], "rollout_errors": [e for run in done for e in run["errors"]],
             }
     (config.out / "results.json").write_text(json.dumps(results, indent=2))
     bar_chart(results, METHODS, config.out / "compare.png")
@@ -239,13 +242,49 @@ def _frame_weights(config: WeightsConfig, index: np.ndarray) -> np.ndarray:
     return rabc_weights(path, index.reshape(-1), WEIGHT_HORIZON)
 
 
-def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, target: str, choice: Choice, weights: np.ndarray | None, seed: int) -> dict:
-    """Train BC on the chosen frames and roll it out; kept in OUT/runs/ keyed by what decides the result (the
-    episodes, spans, weighting, seed and settings), so an interrupted compare resumes and methods that chose alike
-    share the run."""
+def _run_path(config: CompareConfig, target: str, choice: Choice, seed: int) -> tuple[dict, Path]:
+    """A BC run's key (what decides its result: the episodes, spans, weighting, seed and settings) and its file."""
     key = {"target": target, "episodes": sorted(choice.episodes), "spans": choice.spans, "weighted": choice.weighted, "seed": seed,
            "bc_steps": config.bc_steps, "eval_episodes": config.eval_episodes, "steps": config.steps}
-    path = config.out / "runs" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
+    return key, config.out / "runs" / f"{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.json"
+
+
+def _bc_runs(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, plan: dict[tuple[str, str, int], Choice], weights: dict[str, np.ndarray], say: Callable[[str], None]) -> dict[tuple[str, str, int], dict]:
+    """Every planned BC run's result: read from OUT/runs/ when an earlier run (or another method that chose alike)
+    made it, else trained and rolled out, `config.workers` at a time in their own processes."""
+    paths = {job: _run_path(config, job[0], choice, job[2])[1] for job, choice in plan.items()}
+    todo = {paths[job]: job for job in plan if not paths[job].exists()}  # one run per distinct key
+    total, finished = len(todo), 0
+    say(f"BC runs: {len(set(paths.values())) - total} made before, {total} to go")
+    args = [(config, columns, mean, std, job[0], plan[job], weights[job[0]] if plan[job].weighted else None, job[2]) for job in todo.values()]
+    if config.workers == 1:
+        for a in args:
+            _bc_run(*a)
+            finished += 1
+            say(f"BC runs: {finished}/{total} ({a[4]}, seed {a[7]})")
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
+            for future in as_completed([pool.submit(_bc_run, *a) for a in args]):
+                future.result()  # a failed run stops the compare here; the finished ones stay in OUT/runs/
+                finished += 1
+                say(f"BC runs: {finished}/{total}")
+    return {job: json.loads(path.read_text()) for job, path in paths.items()}
+
+
+def _one_thread() -> None:
+    """A BC worker process uses one torch thread: the workers share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _bc_run(config: CompareConfig, columns: dict, mean: np.ndarray, std: np.ndarray, target: str, choice: Choice, weights: np.ndarray | None, seed: int) -> dict:
+    """Train BC on the chosen frames and roll it out; kept in OUT/runs/ under its key, so an interrupted compare
+    resumes and methods that chose alike share the run."""
+    key, path = _run_path(config, target, choice, seed)
     if path.exists():
         return json.loads(path.read_text())
     episode, frame = columns["episode_index"].reshape(-1), columns["frame_index"].reshape(-1)

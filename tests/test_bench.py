@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from curate.bench import BenchConfig, run_bench
 from curate.cli import app
 
-KEYS = {"score_vs_decode", "rm_vs_siglip_cost", "index_rows", "rank_query_ms", "write_rows_per_s", "export_vs_copy", "reencode_vs_copy", "memory_growth_10x", "train_samples_per_s"}
+KEYS = {"score_vs_decode", "dense_vs_sampled", "rm_vs_siglip_cost", "index_rows", "rank_query_ms", "write_rows_per_s", "export_vs_copy", "reencode_vs_copy", "memory_growth_10x", "train_samples_per_s"}
 
 
 def test_bench_measures_everything_at_tiny_sizes(tmp_path: Path) -> None:
@@ -22,6 +22,7 @@ def test_bench_measures_everything_at_tiny_sizes(tmp_path: Path) -> None:
     assert details["score_vs_decode"]["episodes"] == 20  # the large dataset: 10x the small one
     assert (details["memory"]["small_episodes"], details["memory"]["large_episodes"]) == (2, 20)
     assert details["export_vs_copy"]["episodes"] >= 1
+    assert details["dense_vs_sampled"]["episodes"] == 2  # dense and 8-frame scoring of the small dataset
     assert summary["rm_vs_siglip_cost"] < 1  # the compact model is far smaller than SigLIP-base's image tower
     assert not [p for p in (tmp_path / "bench").iterdir() if p.is_dir() and p.name.startswith("tmp")]  # work files removed
 

@@ -12,7 +12,7 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
     out = tmp_path / "cmp"
     args = ["compare", "--tasks", "reach,button-press", "--out", str(out), "--k", "2", "--seeds", "1", "--pool-episodes", "2",
             "--model", str(tiny_model), "--siglip-steps", "3", "--bc-steps", "5", "--eval-episodes", "1", "--steps", "80", "--json", str(tmp_path / "r.json")]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--workers", "2"])  # BC runs in two processes
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "r.json").read_text())
     assert set(results["tasks"]) == {"reach", "button-press"}
@@ -33,7 +33,8 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
     assert full["tasks"]["reach"]["siglip"]["selected"] == 2 and full["siglip"].startswith("siglip:siglip@")
     assert (out / "compare.faiss").is_dir()  # the frame vectors beside the compare index
 
-    # every BC run is kept (methods that chose the same episodes share one); a rerun trains nothing and agrees
+    # every BC run is kept (methods that chose the same episodes share one); a rerun (in this process) trains nothing
+    # and agrees
     runs = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
     assert 2 <= len(runs) <= 14
     again = CliRunner().invoke(app, args)
