@@ -53,7 +53,8 @@ def write_spans(root: Path, spans: Sequence[Span], out: Path, task: str | None =
     if ((starts < 0) | (ends > lengths) | (ends - starts < 1)).any():
         raise CurateError("a frame span is empty or outside its episode; every kept episode needs at least one frame")
     new_lengths = ends - starts
-    tasks, task_map = _tasks(root, rows, task)
+    source_tasks = pd.read_parquet(root / "meta" / "tasks.parquet")
+    tasks, task_map = _tasks(source_tasks, rows, task)
     numeric = [key for key, f in info["features"].items() if f["dtype"] not in ("video", "image", "string", "language")]
     # an episode's own stats stay valid unless it was cut or mixes tasks; the renumbered columns follow in closed form
     recompute = {new for new, (cut, tasks_of) in enumerate(zip(new_lengths != lengths, rows["tasks"])) if cut or len(tasks_of) != 1}
@@ -78,7 +79,7 @@ def write_spans(root: Path, spans: Sequence[Span], out: Path, task: str | None =
     for key in video_keys:
         columns[f"videos/{key}/from_timestamp"] = rows[f"videos/{key}/from_timestamp"].to_numpy() + starts / fps
         columns[f"videos/{key}/to_timestamp"] = columns[f"videos/{key}/from_timestamp"] + new_lengths / fps
-    own_task = [task_map[int(i)] for i in _first_task_index(root, rows)]
+    own_task = [task_map[int(i)] for i in _first_task_index(source_tasks, rows)]
     closed = {"index": (offsets, 1.0), "episode_index": (np.arange(len(spans)), 0.0), "task_index": (np.array(own_task), 0.0),
               "frame_index": (np.zeros(len(spans)), 1.0), "timestamp": (np.zeros(len(spans)), 1.0 / fps)}
     for key, (first, step) in closed.items():
@@ -115,15 +116,13 @@ def _arange_stat(name: str, first: np.ndarray, step: float, n: np.ndarray) -> li
     return [[float(v)] for v in first + step * fraction * (n - 1)]
 
 
-def _first_task_index(root: Path, rows: pd.DataFrame) -> list[int]:
-    """Each episode's source task_index (its first task's)."""
-    source = pd.read_parquet(root / "meta" / "tasks.parquet")
+def _first_task_index(source: pd.DataFrame, rows: pd.DataFrame) -> list[int]:
+    """Each episode's source task_index (its first task's), from the source's tasks table."""
     return [int(source.loc[tasks[0], "task_index"]) for tasks in rows["tasks"]]
 
 
-def _tasks(root: Path, rows: pd.DataFrame, task: str | None) -> tuple[pd.DataFrame, dict[int, int]]:
-    """The subset's tasks table and the map from source task_index to the subset's."""
-    source = pd.read_parquet(root / "meta" / "tasks.parquet")
+def _tasks(source: pd.DataFrame, rows: pd.DataFrame, task: str | None) -> tuple[pd.DataFrame, dict[int, int]]:
+    """The subset's tasks table and the map from the source's task_index (its tasks table `source`) to the subset's."""
     if task is not None:
         return pd.DataFrame({"task_index": [0]}, index=pd.Index([task], name="task")), {int(i): 0 for i in source["task_index"]}
     used = {t for tasks in rows["tasks"] for t in tasks}

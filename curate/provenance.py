@@ -1,14 +1,16 @@
 """What every writing run records about itself: code version, time, and a content hash helper."""
 
 import datetime as dt
+import functools
 import hashlib
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
+@functools.cache
 def code_version() -> str:
-    """The installed package version, plus the git commit when running from a checkout."""
+    """The installed package version, plus the git commit when running from a checkout (looked up once per process)."""
     try:
         release = version("curate")
     except PackageNotFoundError:
