@@ -17,7 +17,6 @@ from curate.outputs import atomic_folder
 from curate.records import EpisodeData, EpisodeInfo
 
 SUCCESS_KEY = "next.success"
-REWARD_KEY = "next.reward"
 VIDEO_FILE_MB = 16
 
 
@@ -120,33 +119,27 @@ def resolve_cameras(ds: LeRobotDataset, camera: str | None) -> tuple[str, ...]:
 
 
 def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
-    """Every episode with its length, task strings, camera keys and, where present, per-frame success and reward."""
+    """Every episode with its length, task strings, camera keys and, where the dataset has `next.success`, its
+    per-frame success."""
     episodes = ds.meta.episodes
     if episodes is None or len(episodes) == 0:
         return []
-    columns = [key for key in (SUCCESS_KEY, REWARD_KEY) if key in ds.meta.features]
-    labels = ds.hf_dataset.select_columns(["episode_index", *columns]).with_format("numpy")[:] if columns else {}
+    success: dict[int, np.ndarray] | None = None
+    if SUCCESS_KEY in ds.meta.features:
+        labels = ds.hf_dataset.select_columns(["episode_index", SUCCESS_KEY]).with_format("numpy")[:]
+        frame_episode = np.asarray(labels["episode_index"]).reshape(-1)
+        order = np.argsort(frame_episode, kind="stable")  # one pass, not one scan of every frame per episode
+        ids, starts = np.unique(frame_episode[order], return_index=True)
+        parts = np.split(np.asarray(labels[SUCCESS_KEY]).reshape(-1)[order].astype(bool), starts[1:])
+        success = {int(i): part for i, part in zip(ids, parts, strict=True)}
     keys = tuple(camera_keys(ds))
-    frame_episode = np.asarray(labels["episode_index"]).reshape(-1) if columns else None
-    out = []
-    for row in episodes:
-        index = int(row["episode_index"])
-        per_frame: dict[str, np.ndarray | None] = {SUCCESS_KEY: None, REWARD_KEY: None}
-        if columns:
-            mask = frame_episode == index
-            for key in columns:
-                per_frame[key] = np.asarray(labels[key])[mask].reshape(-1)
-        out.append(
-            EpisodeInfo(
-                episode_index=index,
-                length=int(row["length"]),
-                tasks=tuple(row["tasks"]),
-                camera_keys=keys,
-                success=None if per_frame[SUCCESS_KEY] is None else per_frame[SUCCESS_KEY].astype(bool),
-                reward=None if per_frame[REWARD_KEY] is None else per_frame[REWARD_KEY].astype(np.float32),
-            )
+    return [
+        EpisodeInfo(
+            episode_index=int(row["episode_index"]), length=int(row["length"]), tasks=tuple(row["tasks"]), camera_keys=keys,
+            success=None if success is None else success.get(int(row["episode_index"]), np.zeros(0, dtype=bool)),
         )
-    return out
+        for row in episodes
+    ]
 
 
 def episode_offsets(ds: LeRobotDataset) -> dict[int, int]:

@@ -13,9 +13,8 @@ class EpisodeInfo:
     length: int
     tasks: tuple[str, ...]
     camera_keys: tuple[str, ...]
-    # Per-frame labels where the dataset has them (`next.success`, `next.reward`), else None.
+    # Per-frame success where the dataset has `next.success`, else None.
     success: np.ndarray | None = field(default=None, compare=False, repr=False)
-    reward: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def task(self) -> str:

@@ -22,7 +22,7 @@ def test_list_episodes_reports_lengths_tasks_cameras_and_labels(tiny_dataset: Pa
     # first success at 4/10, never, 6/8 (late), 2/11
     assert [e.quality for e in episodes] == ["successful", "failure", "suboptimal", "successful"]
     assert episodes[0].success.tolist() == [False] * 4 + [True] * 6
-    np.testing.assert_allclose(episodes[2].reward, np.linspace(0, 1, 8), atol=1e-6)
+    assert [len(e.success) for e in episodes] == [10, 12, 8, 11]  # each episode's own frames
 
 
 def test_decode_frames_returns_the_requested_frames_of_each_camera(tiny_dataset: Path) -> None:
