@@ -71,7 +71,8 @@ def _thumbnails(rows: pd.DataFrame, camera: str | None) -> dict[tuple[str, int],
 
 
 def _match_text(row) -> str:
-    return f"match {match_text(row.match_prob)}, " if match_text(row.match_prob) else ""
+    text = match_text(row.match_prob)
+    return f"match {text}, " if text else ""
 
 
 def _camera_texts(index_path: Path, instruction: str | None, datasets: Sequence[str], model: str) -> dict[tuple[str, int, str], str]:

@@ -199,6 +199,9 @@ def retrieve(config: RetrieveConfig, siglip: Siglip | None = None, on_progress: 
     root = lerobot_io.dataset_root(ds)
     dataset = str(root)
     fingerprint = lerobot_io.dataset_fingerprint(root)
+    if Path(config.index).exists():  # a dataset changed since the index saw it is refused before minutes of embedding
+        with Index(config.index, read_only=True) as index:
+            index.check_unchanged(dataset, fingerprint)
     store = build_store(siglip, ds, episodes, camera, config.frames, store_path(config.index, siglip.model_id, dataset, camera, config.frames), fingerprint, on_progress=on_progress)
     if config.query is not None:
         queries = siglip.embed_texts([config.query])

@@ -87,3 +87,22 @@ def test_a_reward_model_or_missing_folder_is_not_taken_for_siglip(tiny_dataset: 
     assert wrong.exit_code == 2 and "is a non-transformers checkpoint, not SigLIP" in wrong.output, wrong.output
     missing = runner.invoke(app, ["retrieve", "query", str(tiny_dataset), "--model", str(tmp_path / "nope"), "--query", "x", "--index", str(tmp_path / "i.duckdb")])
     assert missing.exit_code == 2 and "cannot load SigLIP model" in missing.output and "curate retrieve train" in missing.output
+
+
+def test_a_dataset_changed_since_the_index_saw_it_is_refused_before_any_embedding(tiny_dataset: Path, tiny_siglip: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tiny import CAMERAS, TINY_EPISODES, tiny_episode
+
+    from curate.lerobot_io import write_dataset
+
+    source = tmp_path / "source"
+    shutil.copytree(tiny_dataset, source)
+    args = ["retrieve", "query", str(source), "--model", str(tiny_siglip), "--query", "open the drawer", "--index", str(tmp_path / "i.duckdb"), "--frames", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    stores = {f: f.stat().st_mtime_ns for f in (tmp_path / "i.faiss").rglob("*")}
+    shutil.rmtree(source)
+    write_dataset(source, (tiny_episode(i, *TINY_EPISODES[i]) for i in (2, 3, 0, 1)), fps=10, camera_keys=CAMERAS)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "changed since it was scored into" in result.output
+    assert {f: f.stat().st_mtime_ns for f in (tmp_path / "i.faiss").rglob("*")} == stores  # nothing embedded or rewritten
