@@ -87,6 +87,8 @@ def test_a_lerobot_registry_model_scores_through_the_same_path(tiny_dataset: Pat
     # the reward is the last frame's mean brightness: the flat colour frame_image drew, within video loss
     expected = [frame_image(e, n - 1, 1).mean() / 255 for e, (_, n, _) in enumerate(TINY_EPISODES)]
     assert rows.sort_values("episode_index")["final_progress"].tolist() == pytest.approx(expected, abs=0.02)
+    dense = runner.invoke(app, ["score", str(tiny_dataset), "--index", str(tmp_path / "d.duckdb"), "--model", str(folder), "--stride", "1"])
+    assert dense.exit_code == 2 and "scores sampled frames only: drop --stride" in dense.output and not (tmp_path / "d.duckdb").exists()
 
 
 @pytest.mark.parametrize(
