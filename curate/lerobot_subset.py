@@ -40,7 +40,7 @@ def write_spans(root: Path, spans: Sequence[Span], out: Path, task: str | None =
     folder `out`; `task` relabels every episode; `link` hard-links the video files instead of copying them."""
     info = json.loads((root / "meta" / "info.json").read_text())
     fps = info["fps"]
-    source = pq.read_table(sorted((root / "meta" / "episodes").rglob("*.parquet")))
+    source = pa.concat_tables(pq.ParquetFile(f).read() for f in sorted((root / "meta" / "episodes").rglob("*.parquet")))
     position = {int(e): i for i, e in enumerate(source.column("episode_index").to_numpy())}
     episodes = [s.episode for s in spans]
     if episodes != sorted(set(episodes)):
@@ -143,7 +143,7 @@ def _write_data(root, info, rows, starts, ends, task_map, recompute, schema, num
     written, stats = 0, {}
     for (chunk, file), _ in rows.groupby(["data/chunk_index", "data/file_index"], sort=True):
         relative = info["data_path"].format(chunk_index=chunk, file_index=file)
-        table = pq.read_table(root / relative)
+        table = _read_row_groups(root / relative, rows["episode_index"].to_numpy())
         episode, frame = table.column("episode_index").to_numpy(), table.column("frame_index").to_numpy()
         table = table.filter(pa.array((frame >= lo[episode]) & (frame < hi[episode])))
         episode, frame = table.column("episode_index").to_numpy(), table.column("frame_index").to_numpy()
@@ -164,6 +164,20 @@ def _write_data(root, info, rows, starts, ends, task_map, recompute, schema, num
             part = values["episode_index"] == new
             stats[new] = {key: _numeric_stats(_matrix(table.column(key).filter(pa.array(part))), _stat_names(schema, key)) for key in numeric}
     return written, stats
+
+
+def _read_row_groups(path: Path, episodes: np.ndarray) -> pa.Table:
+    """The row groups of a data file that can hold one of `episodes`, by their episode_index statistics (every group
+    where a file has none): a subset reads its own part of a large file. lerobot writes a group per episode or so."""
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
+    column = [meta.schema.column(i).path for i in range(meta.num_columns)].index("episode_index")
+    groups = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max or bool(np.any((episodes >= stats.min) & (episodes <= stats.max))):
+            groups.append(g)
+    return parquet.read_row_groups(groups)
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:
