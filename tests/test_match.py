@@ -124,13 +124,17 @@ def test_a_version_1_index_is_read_and_migrated(tiny_dataset: Path, tmp_path: Pa
     index = known_index(tmp_path / "old.duckdb", tiny_dataset)
     db = duckdb.connect(str(index))
     db.execute("DROP VIEW episode_scores; ALTER TABLE scores DROP COLUMN match_prob; UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.execute("ALTER TABLE runs DROP COLUMN stride; DROP TABLE camera_scores")  # nor had it dense runs or cameras
     db.execute("CREATE VIEW episode_scores AS SELECT dataset, episode_index, instruction, model, final_progress, mean_progress, success_prob, frame_index, frame_progress FROM scores")
     db.close()
     ranked = runner.invoke(app, ["rank", "--index", str(index), "--instruction", "do the task", "--format", "json"])
     assert ranked.exit_code == 0, ranked.output
     assert [r["episode_index"] for r in json.loads(ranked.output)] == [3, 0, 2, 1]  # by progress alone
+    with Index(index, read_only=True) as old:  # read as it is
+        assert set(old.done(str(tiny_dataset.resolve()), "m@1").values()) == {(None, None, None)} and old.camera_scores().empty
     with Index(index) as writable:  # opened for writing: migrated
         assert writable.scores("do the task")["match_prob"].isna().all()
+        assert writable.camera_scores().empty and set(writable.done(str(tiny_dataset.resolve()), "m@1").values()) == {(None, None, None)}
     db = duckdb.connect(str(index), read_only=True)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     db.close()
