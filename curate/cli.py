@@ -530,7 +530,7 @@ def compare(
 ) -> None:
     """Compare selection methods by the BC policies they train, on a play pool with look-alike tasks.
 
-    Per target: reward model top K (whole, trimmed, or weighting every frame), SigLIP, random, all, oracle
+    Per target: reward model top K (whole, trimmed, or weighting every frame), the whole pool, SigLIP, random, all, oracle
     (docs/compare.md)."""
     import json
 

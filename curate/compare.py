@@ -36,7 +36,7 @@ LOOK_ALIKES = {
     "button-press-wall": ("button-press", "button-press-topdown"),
 }
 POOL_CAMERA = "pool:random"
-METHODS = ("reward_model", "reward_model_trimmed", "reward_weighted", "siglip", "random", "all", "oracle")
+METHODS = ("reward_model", "reward_model_trimmed", "reward_weighted", "pool", "siglip", "random", "all", "oracle")
 WEIGHT_HORIZON = 10  # frames over which reward-weighted BC measures a frame's progress
 TRIM_MARGIN = 2
 
@@ -127,8 +127,9 @@ class Choice:
 def selections(target: str, episodes: list, rows: pd.DataFrame, similarity: dict[int, float], k: int, seed: int) -> dict[str, Choice]:
     """What each method picks for `target` (an MT50 task name). The reward model ranks by its selection score under
     the target's instruction (final progress x match), trims its picks to their useful span, or weights every pool
-    frame by its progress; SigLIP ranks by similarity; random; all of the target's episodes; the oracle takes the K
-    true successes that succeeded soonest. Only the oracle and `all` see task labels."""
+    frame by its progress (`pool`: the same frames unweighted, to tell the weights from the data); SigLIP ranks by
+    similarity; random; all of the target's episodes; the oracle takes the K true successes that succeeded soonest.
+    Only the oracle and `all` see task labels."""
     instruction = task_descriptions()[target]
     mine = [e.episode_index for e in episodes if e.task == instruction]
     rng = np.random.default_rng(seed)
@@ -139,6 +140,7 @@ def selections(target: str, episodes: list, rows: pd.DataFrame, similarity: dict
         "reward_model": Choice(tuple(int(e) for e in best["episode_index"])),
         "reward_model_trimmed": Choice(tuple(int(e) for e in best["episode_index"]), spans),
         "reward_weighted": Choice(tuple(e.episode_index for e in episodes), weighted=True),
+        "pool": Choice(tuple(e.episode_index for e in episodes)),  # the same frames unweighted: what the weights add
         "siglip": Choice(tuple(by_similarity[:k])),
         "random": Choice(tuple(sorted(rng.choice([e.episode_index for e in episodes], size=k, replace=False).tolist()))),
         "all": Choice(tuple(mine)),

@@ -17,7 +17,7 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
     results = json.loads((tmp_path / "r.json").read_text())
     assert set(results["tasks"]) == {"reach", "button-press"}
     for by_method in results["tasks"].values():
-        assert set(by_method) == {"reward_model", "reward_model_trimmed", "reward_weighted", "siglip", "random", "all", "oracle"}
+        assert set(by_method) == {"reward_model", "reward_model_trimmed", "reward_weighted", "pool", "siglip", "random", "all", "oracle"}
         assert by_method["oracle"]["precision"] == 1.0  # the oracle picks true successes only
         assert by_method["reward_weighted"]["precision"] is None  # it weights the whole pool, selects nothing
         assert all(0 <= m["success_mean"] <= 1 and (m["precision"] is None or 0 <= m["precision"] <= 1) for m in by_method.values())
@@ -27,7 +27,7 @@ def test_compare_runs_every_method_and_writes_results(tiny_model: Path, tmp_path
     full = json.loads((out / "results.json").read_text())
     assert full["tasks"]["reach"]["all"]["selected"] == 2  # both pool episodes of the task
     pool_tasks = ("reach", "button-press", "button-press-topdown", "button-press-wall")  # button-press brings its look-alikes
-    assert full["tasks"]["reach"]["reward_weighted"]["selected"] == 2 * len(pool_tasks)
+    assert full["tasks"]["reach"]["reward_weighted"]["selected"] == full["tasks"]["reach"]["pool"]["selected"] == 2 * len(pool_tasks)
     assert full["tasks"]["reach"]["reward_model_trimmed"]["frames"] <= full["tasks"]["reach"]["reward_model"]["frames"]
     assert (out / "weights" / "reach" / "progress.parquet").is_file()
     assert full["tasks"]["reach"]["siglip"]["selected"] == 2 and full["siglip"].startswith("siglip:siglip@")
