@@ -56,5 +56,5 @@ class Sampling:
 
     def describe(self) -> str:
         if self.stride is None:
-            return f"{self.frames} sampled frames"
+            return f"{self.frames} sampled frame{'' if self.frames == 1 else 's'}"
         return f"dense scores ({'every frame' if self.stride == 1 else f'every {self.stride} frames'}, {self.frames}-frame grids)"

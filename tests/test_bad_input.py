@@ -36,7 +36,7 @@ def test_scores_from_other_frames_or_cameras_are_never_taken_for_done(tiny_datas
     assert db.execute("SELECT list(frame_index[1] ORDER BY episode_index) FROM scores").fetchone()[0] == [9, 11, 7, 10]  # the last frame
     db.close()
     refused([*base, "--frames", "4"], "4 of these scores are already in")
-    refused([*base, "--frames", "1", "--camera", "side"], "from camera observation.images.front with 1 frames, not observation.images.side with 1")
+    refused([*base, "--frames", "1", "--camera", "side"], "from camera observation.images.front with 1 sampled frame, not observation.images.side with 1 sampled frame;")
     assert scored_settings(index) == {(1, "observation.images.front", 1)}
     again = runner.invoke(app, [*base, "--frames", "4", "--rescore"])
     assert again.exit_code == 0 and "scored 4, already in the index 0, failed 0, of the scored 4 replaced earlier settings" in again.output
