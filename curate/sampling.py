@@ -21,9 +21,12 @@ def prefix_grid(length: int, frames: int, t: int) -> np.ndarray:
     """The frames the model sees to score frame t densely: the episode's K-frame sample up to its last frame at or
     before t, shifted to end at t. Frame t thus has as many frames before it, as far apart, as in the K-frame pass
     (the model is causal), and a sampled frame's dense score is its K-frame score."""
-    grid = frame_indices(length, frames)
-    last = int(np.searchsorted(grid, t, side="right")) - 1
-    return grid[: last + 1] + (t - grid[last])
+    return _shifted(frame_indices(length, frames), t)
+
+
+def _shifted(sample: np.ndarray, t: int) -> np.ndarray:
+    last = int(np.searchsorted(sample, t, side="right")) - 1
+    return sample[: last + 1] + (t - sample[last])
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ def dense_plan(length: int, frames: int, stride: int) -> DensePlan:
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
     targets = np.unique(np.append(np.arange(0, length, stride), length - 1)) if length > 0 else np.zeros(0, dtype=int)
-    grids = [prefix_grid(length, frames, int(t)) for t in targets]
+    sample = frame_indices(length, frames)  # once, not once per target
+    grids = [_shifted(sample, int(t)) for t in targets]
     needed = np.unique(np.concatenate(grids)) if grids else np.zeros(0, dtype=int)
     return DensePlan(targets, needed, [np.searchsorted(needed, g) for g in grids])
 
