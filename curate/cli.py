@@ -254,8 +254,8 @@ def filter_(
 ) -> None:
     """Keep the episodes that pass the filters and export them as a LeRobot v3 dataset with a selection manifest.
 
-    The export reuses the source's encoded video (kept episodes point into copies of its video files), so it runs at
-    about the speed of copying those files."""
+    The export reuses the source's encoded video (kept episodes point into copies of its video files): no frame is
+    re-encoded, only the tables are rewritten (docs/benchmarks.md)."""
     from curate.export import MANIFEST, ExportConfig, SelectConfig, check_export_target, export, select
     from curate.filters import make_filter
 
