@@ -388,7 +388,6 @@ def rm_train(
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
     match_weight: Annotated[float, typer.Option(help="Weight of the match head's in-batch loss (0: no match head).")] = 1.0,
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
-    match_negatives: Annotated[str, typer.Option(help="The match head's negatives: batch (the other rows' instructions) or all (also every task of the training data).")] = "batch",
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -401,7 +400,7 @@ def rm_train(
 
     model = model_config(backbone, image_size, frames, match_weight, ablation)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases, match_negatives=match_negatives)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model, config, out, eval_dataset or (), camera)
         return

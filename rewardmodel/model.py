@@ -121,13 +121,11 @@ class CurateRewardModel(PreTrainedRewardModel):
         accuracy = ((preference_logit > 0).float() == label).float().mean()
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
         if self.match is not None:
-            # every row's chosen (successful) trajectory against every row's instruction and, when the batch carries
-            # it, every task of the training data; an instruction of the row's own task is a match
+            # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
             chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
-            logits = self.match(chosen, self._text(batch.instructions + batch.catalogue_words))
-            columns = tasks + batch.catalogue_tasks
-            same = torch.tensor([[x == y for y in columns] for x in tasks], device=logits.device)
+            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
             match = losses.match_loss(logits, same)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}

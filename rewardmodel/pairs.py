@@ -47,20 +47,10 @@ def progress_targets(positions: np.ndarray, start: int, first_success: int) -> n
 class PairSampler:
     """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
 
-    def __init__(
-        self,
-        trajectories: list[Trajectory],
-        num_frames: int,
-        ratios: dict[str, float],
-        seed: int,
-        paraphrases: dict[str, tuple[str, ...]] | None = None,
-        catalogue: bool = False,
-    ):
+    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int, paraphrases: dict[str, tuple[str, ...]] | None = None):
         self.num_frames = num_frames
         self.paraphrases = paraphrases or {}  # instruction -> other words for it; a row uses one half the time
         self.rng = np.random.default_rng(seed)
-        # the catalogue's wordings come from their own stream, so batches without it stay as they were
-        self.catalogue_rng = np.random.default_rng(seed + 7919) if catalogue else None
         self.by_instruction: dict[str, dict[str, list[Trajectory]]] = defaultdict(lambda: defaultdict(list))
         for trajectory in trajectories:
             self.by_instruction[trajectory.instruction][trajectory.quality].append(trajectory)
@@ -186,8 +176,11 @@ class PairSampler:
             chosen, rejected = pair
             a_is_better = bool(self.rng.random() < 0.5)
             a, b = (chosen, rejected) if a_is_better else (rejected, chosen)
-            rows.append((a, b, self._wording(trajectory.instruction, self.rng), a_is_better, strategy, trajectory.instruction))
-        catalogue = sorted(self.by_instruction) if self.catalogue_rng is not None else []
+            words = trajectory.instruction
+            others = self.paraphrases.get(words, ())
+            if others and self.rng.random() < 0.5:  # drawn only with paraphrases: runs without them keep their pairs
+                words = others[int(self.rng.integers(len(others)))]
+            rows.append((a, b, words, a_is_better, strategy, trajectory.instruction))
 
         def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             tensor = torch.from_numpy(np.stack([getattr(row[side], name) for row in rows]))
@@ -208,14 +201,4 @@ class PairSampler:
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
             tasks=[row[5] for row in rows],
-            catalogue_tasks=catalogue,
-            catalogue_words=[self._wording(task, self.catalogue_rng) for task in catalogue],
         )
-
-    def _wording(self, instruction: str, rng: np.random.Generator | None) -> str:
-        """The instruction, or one of its paraphrases half the time (drawn only with paraphrases, so runs without them
-        keep their pairs)."""
-        others = self.paraphrases.get(instruction, ())
-        if others and rng is not None and rng.random() < 0.5:
-            return others[int(rng.integers(len(others)))]
-        return instruction

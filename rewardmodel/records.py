@@ -51,10 +51,6 @@ class PairBatch:
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
-    # every task of the training data, one wording each (a paraphrase half the time): more negatives for the match
-    # head than the batch's own instructions (`curate rm train --match-negatives all`); empty: the batch's only
-    catalogue_tasks: list[str] = field(default_factory=list)
-    catalogue_words: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

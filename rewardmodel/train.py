@@ -18,9 +18,6 @@ from rewardmodel.pairs import DEFAULT_RATIOS, STRATEGIES, PairSampler
 from rewardmodel.records import PairBatch, Trajectory
 
 
-MATCH_NEGATIVES = ("batch", "all")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """`curate rm train`: optimisation and data settings (model settings live in CurateRewardConfig)."""
@@ -36,8 +33,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
     paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
-    # the match head's negatives: "batch" (every row's instruction) or "all" (also every task of the training data)
-    match_negatives: str = "batch"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -49,8 +44,6 @@ class TrainConfig:
         unknown = set(self.ratios) - set(STRATEGIES)
         if unknown:
             raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
-        if self.match_negatives not in MATCH_NEGATIVES:
-            raise RewardModelError(f"unknown --match-negatives {self.match_negatives!r}; valid: {', '.join(MATCH_NEGATIVES)}")
 
 
 def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -92,10 +85,7 @@ def train(
         torch.set_num_threads(config.threads)
 
     # data
-    sampler = PairSampler(
-        trajectories, model_config.num_frames, config.ratios, data_seed,
-        paraphrases.TRAIN if config.paraphrases else None, catalogue=config.match_negatives == "all",
-    )
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None)
 
     # model
     model = CurateRewardModel(model_config).to(device).train()

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.index import Index, ScoreRow
 from rewardmodel.config import CurateRewardConfig
-from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import match_loss
 from rewardmodel.model import load_model
 from rewardmodel.pairs import PairSampler
@@ -44,23 +43,6 @@ def test_paraphrased_rows_keep_their_task_and_runs_without_paraphrases_keep_thei
     assert all(i == t for i, t in zip(batch.instructions, batch.tasks, strict=True) if t != "open the drawer")
     plain, empty = PairSampler(pool(), 4, RATIOS, seed=0).batch(8), PairSampler(pool(), 4, RATIOS, seed=0, paraphrases={}).batch(8)
     assert plain.instructions == empty.instructions and torch.equal(plain.frames_a, empty.frames_a)
-
-
-def test_all_negatives_give_every_task_one_wording_and_leave_the_pairs_as_they_were() -> None:
-    words = {"open the drawer": ("pull out the drawer", "slide the drawer out")}
-    batches = [PairSampler(pool(), 4, RATIOS, seed=0, paraphrases=words, catalogue=catalogue).batch(8) for catalogue in (False, True)]
-    plain, full = batches
-    assert plain.catalogue_tasks == plain.catalogue_words == []
-    assert full.catalogue_tasks == sorted({t.instruction for t in pool()})
-    drawer = [w for t, w in zip(full.catalogue_tasks, full.catalogue_words, strict=True) if t == "open the drawer"]
-    assert drawer[0] in ("open the drawer", *words["open the drawer"])
-    assert all(w == t for t, w in zip(full.catalogue_tasks, full.catalogue_words, strict=True) if t != "open the drawer")
-    assert plain.instructions == full.instructions and torch.equal(plain.frames_a, full.frames_a)  # same pairs
-    config = CurateRewardConfig(**TINY, match_weight=1.0)
-    _, history = train(pool(), config, TrainConfig(steps=2, batch_size=4, paraphrases=True, match_negatives="all"))
-    assert all(np.isfinite(logs["match"]) for logs in history)
-    with pytest.raises(RewardModelError, match="match-negatives"):
-        TrainConfig(match_negatives="every")
 
 
 def test_a_model_with_a_match_head_trains_it_saves_it_and_scores_with_it(tmp_path: Path) -> None:
