@@ -399,10 +399,6 @@ def rm_train(
     from curate.reward_runs import model_config, train_model
 
     model = model_config(backbone, image_size, frames, match_weight, ablation)
-    import os
-    if os.environ.get("CURATE_MATCH_REJECTED"):
-        from dataclasses import replace as _replace
-        model = _replace(model, match_rejected=True)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves

@@ -43,7 +43,6 @@ class CurateRewardConfig(RewardModelConfig):
     # 0 builds none, as in checkpoints made before it existed
     match_weight: float = 0.0
     match_dim: int = 128
-    match_rejected: bool = False  # also match each pair's rejected run (when it is a real run) to the task it shows
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:

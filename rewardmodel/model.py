@@ -123,14 +123,9 @@ class CurateRewardModel(PreTrainedRewardModel):
         if self.match is not None:
             # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
             chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
-            videos, video_tasks = chosen, list(tasks)
-            if c.match_rejected and batch.rejected_tasks:  # the rejected runs too, as runs of the task they show
-                keep = [i for i, task in enumerate(batch.rejected_tasks) if task]
-                rejected = torch.where(label.bool().unsqueeze(1), out.video_b, out.video_a)
-                videos, video_tasks = torch.cat([chosen, rejected[keep]]), video_tasks + [batch.rejected_tasks[i] for i in keep]
-            logits = self.match(videos, self._text(batch.instructions))
-            same = torch.tensor([[x == y for y in tasks] for x in video_tasks], device=logits.device)
+            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
             match = losses.match_loss(logits, same)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}

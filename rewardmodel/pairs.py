@@ -35,7 +35,6 @@ class Sample:
     progress_mask: np.ndarray
     success: np.ndarray
     success_mask: np.ndarray
-    task: str = ""  # the task of the run the frames show in order ("" for a rewound or reversed reordering)
 
 
 def progress_targets(positions: np.ndarray, start: int, first_success: int) -> np.ndarray:
@@ -92,7 +91,7 @@ class PairSampler:
         target = progress_targets(positions, start, first)
         return self._sample(trajectory, positions, target, True), start, end
 
-    def _sample(self, trajectory: Trajectory, positions: np.ndarray, target: np.ndarray | None, supervise_progress: bool, task: str = "") -> Sample:
+    def _sample(self, trajectory: Trajectory, positions: np.ndarray, target: np.ndarray | None, supervise_progress: bool) -> Sample:
         t = self.num_frames
         if target is None:
             target = np.zeros(t)
@@ -104,12 +103,10 @@ class PairSampler:
             progress_mask=np.full(t, supervise_progress),
             success=success,
             success_mask=np.ones(t, dtype=bool),
-            task=task,
         )
 
     def pair(self, strategy: str, trajectory: Trajectory) -> tuple[Sample, Sample] | None:
-        """(chosen, rejected) for `strategy`, or None when this trajectory's group cannot provide a rejected one.
-        The rejected sample's `task` is the task of the run it shows in order, "" for a reordering (rewind, reverse)."""
+        """(chosen, rejected) for `strategy`, or None when this trajectory's group cannot provide a rejected one."""
         if strategy == "late_success":
             # A run of the same task that succeeded late (suboptimal), against this one, both over the whole episode
             # as they are scored: the only difference is how soon success came, so the rank and preference losses
@@ -120,7 +117,7 @@ class PairSampler:
             other = late[int(self.rng.integers(len(late)))]
             positions = self._positions(0, len(trajectory.frames) - 1)
             chosen = self._sample(trajectory, positions, progress_targets(positions, 0, trajectory.first_success), True)
-            return chosen, self._sample(other, self._positions(0, len(other.frames) - 1), None, False, other.instruction)
+            return chosen, self._sample(other, self._positions(0, len(other.frames) - 1), None, False)
         chosen, start, end = self.chosen(trajectory)
         rejected = self.rejected(strategy, trajectory, start, end)
         return None if rejected is None else (chosen, rejected)
@@ -147,7 +144,7 @@ class PairSampler:
             n = len(other.frames)
             lo = int(self.rng.integers(0, max(n // 4, 1)))
             hi = int(self.rng.integers(max(3 * n // 4, lo + 1), n))
-            return self._sample(other, self._positions(lo, hi), None, False, other.instruction)
+            return self._sample(other, self._positions(lo, hi), None, False)
         if strategy in ("different_task", "similar_task"):
             others = self.similar.get(trajectory.instruction, []) if strategy == "similar_task" else [i for i in self.by_instruction if i != trajectory.instruction]
             if not others:
@@ -157,7 +154,7 @@ class PairSampler:
             other = candidates[int(self.rng.integers(len(candidates)))]
             n = len(other.frames)
             positions = self._positions(int(self.rng.integers(0, max(n // 4, 1))), n - 1)
-            return self._sample(other, positions, np.zeros(t), True, other.instruction)  # another task's video: no progress on this one
+            return self._sample(other, positions, np.zeros(t), True)  # another task's video: no progress on this one
         if strategy == "reverse":
             positions = self._positions(start, end)[::-1].copy()
             return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
@@ -204,5 +201,4 @@ class PairSampler:
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
             tasks=[row[5] for row in rows],
-            rejected_tasks=[(row[1] if row[3] else row[0]).task for row in rows],
         )

@@ -51,7 +51,6 @@ class PairBatch:
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
-    rejected_tasks: list[str] = field(default_factory=list)  # the task each rejected run shows ("" for reorderings)
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

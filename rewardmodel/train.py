@@ -60,17 +60,9 @@ def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     grid = torch.nn.functional.affine_grid(theta.repeat_interleave(t, 0), [b * t, c, h, w], align_corners=False)
     x = frames.flatten(0, 1).permute(0, 3, 1, 2).float()
     out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).view(b, t, c, h, w)
-    import os
-    if os.environ.get("CURATE_STRONG_COLOUR"):
-        gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.7, 1.3, 1, c, 1, 1)
-        bias = uniform(-30, 30, 1, 1, 1, 1) + uniform(-15, 15, 1, c, 1, 1)
-        out = (out - 128) * gain + 128 + bias
-        grey = torch.rand(b, generator=generator) < 0.2
-        out[grey] = out[grey].mean(2, keepdim=True).expand_as(out[grey])
-    else:
-        gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.9, 1.1, 1, c, 1, 1)  # contrast, and colour per channel
-        bias = uniform(-20, 20, 1, 1, 1, 1)
-        out = (out - 128) * gain + 128 + bias
+    gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.9, 1.1, 1, c, 1, 1)  # contrast, and colour per channel
+    bias = uniform(-20, 20, 1, 1, 1, 1)
+    out = (out - 128) * gain + 128 + bias
     return out.round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
 
 
