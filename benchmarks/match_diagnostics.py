@@ -1,0 +1,91 @@
+"""What limits the match head? Its instruction AUC (rewardmodel/evaluate.py) on one dataset's successes, as they are and
+with every trajectory's colours shifted, mirrored or its colour channels permuted; and, given several models (seeds of
+one recipe), with their match probabilities averaged. Run it on the training set and on the ID set: if shifted
+colours or a mirror image cost the training episodes much AUC, the head knows its episodes by those rather than by
+their tasks; if averaging seeds lifts the ID AUC much, its error is seed variance rather than what its features can
+tell apart (docs/rewardmodel.md has both runs).
+
+    python benchmarks/match_diagnostics.py --model data/rm_L8k_s0 --dataset data/rm_train_rand --limit 400
+    python benchmarks/match_diagnostics.py --model data/rm_L8k_s0 --model data/rm_L8k_s1 --model data/rm_L8k_s2
+"""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.rm_data import load_trajectories
+from rewardmodel.evaluate import Selector, instruction_auc
+from rewardmodel.model import CurateRewardModel, load_model
+
+
+def colour_shift(seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Per trajectory, every colour channel scaled about mid-grey by 0.6-1.4: twice the training jitter's range."""
+    rng = np.random.default_rng(seed)
+    return lambda frames: ((frames.astype(np.float32) - 128) * rng.uniform(0.6, 1.4, 3) + 128).clip(0, 255).astype(np.uint8)
+
+
+VARIANTS: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
+    "as they are": lambda: lambda frames: frames,
+    "colours shifted (x0.6-1.4 per channel)": lambda: colour_shift(0),
+    "mirrored": lambda: lambda frames: frames[:, :, ::-1].copy(),
+    "colour channels permuted (RGB -> BRG)": lambda: lambda frames: frames[..., [2, 0, 1]].copy(),
+}
+
+
+def match_selector(models: list[CurateRewardModel]) -> Selector:
+    """Match probability, averaged over the models; each trajectory's instruction-free summary is computed once."""
+    summaries: dict[tuple[int, str], torch.Tensor] = {}
+
+    @torch.inference_mode()
+    def select(frames: torch.Tensor, instructions: list[str]) -> torch.Tensor:
+        keys = [hashlib.blake2b(f.numpy().tobytes(), digest_size=16).hexdigest() for f in frames]
+        total = torch.zeros(len(frames))
+        for m, model in enumerate(models):
+            missing = [r for r, k in enumerate(keys) if (m, k) not in summaries]
+            if missing:
+                video = model.backbone(model.prepare(frames[missing]), [instructions[r] for r in missing]).video_a
+                summaries.update({(m, keys[r]): v for r, v in zip(missing, video, strict=True)})
+            video = torch.stack([summaries[(m, k)] for k in keys])
+            total += torch.sigmoid(model.match(video, model._text(instructions)).diagonal())
+        return total / len(models)
+
+    return select
+
+
+def main(
+    model: Annotated[list[Path], typer.Option(help="A reward model folder with a match head (repeat for seeds).")],
+    dataset: Annotated[Path, typer.Option(help="A dataset with next.success (the training or the ID set).")] = Path("data/rm_eval_id"),
+    limit: Annotated[int, typer.Option(help="At most this many successful trajectories, drawn at random (0: all).")] = 0,
+    frames: Annotated[int, typer.Option(help="Frames per episode.")] = 8,
+) -> None:
+    models = [load_model(m) for m in model]
+    if any(m.match is None for m in models):
+        raise typer.BadParameter("every --model needs a match head (trained with --match-weight > 0)", param_hint="--model")
+    successes = [t for t in load_trajectories(dataset, models[0].config.image_size, None, frame_stride=1) if t.quality == "successful"]
+    if limit:
+        successes = [successes[i] for i in sorted(np.random.default_rng(0).permutation(len(successes))[:limit])]
+    table = Table(title=f"match head instruction AUC on {dataset} ({len(successes)} successful trajectories)")
+    table.add_column("frames")
+    names = [m.name for m in model] + (["seeds averaged"] if len(models) > 1 else [])
+    for name in names:
+        table.add_column(name, justify="right")
+    for variant, make in VARIANTS.items():
+        change = make()
+        changed = [replace(t, frames=change(t.frames)) for t in successes]
+        aucs = [instruction_auc(match_selector([m]), changed, frames) for m in models]
+        if len(models) > 1:
+            aucs.append(instruction_auc(match_selector(models), changed, frames))
+        table.add_row(variant, *(f"{a:.3f}" for a in aucs))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
