@@ -40,22 +40,19 @@ VARIANTS: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
 }
 
 
-def match_selector(models: list[CurateRewardModel]) -> Selector:
-    """Match probability, averaged over the models; each trajectory's instruction-free summary is computed once."""
-    summaries: dict[tuple[int, str], torch.Tensor] = {}
+def match_selector(model: CurateRewardModel) -> Selector:
+    """Match probability; each trajectory's instruction-free summary is computed once, however many instructions."""
+    summaries: dict[str, torch.Tensor] = {}
 
     @torch.inference_mode()
     def select(frames: torch.Tensor, instructions: list[str]) -> torch.Tensor:
         keys = [hashlib.blake2b(f.numpy().tobytes(), digest_size=16).hexdigest() for f in frames]
-        total = torch.zeros(len(frames))
-        for m, model in enumerate(models):
-            missing = [r for r, k in enumerate(keys) if (m, k) not in summaries]
-            if missing:
-                video = model.backbone(model.prepare(frames[missing]), [instructions[r] for r in missing]).video_a
-                summaries.update({(m, keys[r]): v for r, v in zip(missing, video, strict=True)})
-            video = torch.stack([summaries[(m, k)] for k in keys])
-            total += torch.sigmoid(model.match(video, model._text(instructions)).diagonal())
-        return total / len(models)
+        missing = [r for r, k in enumerate(keys) if k not in summaries]
+        if missing:
+            video = model.backbone(model.prepare(frames[missing]), [instructions[r] for r in missing]).video_a
+            summaries.update({keys[r]: v for r, v in zip(missing, video, strict=True)})
+        video = torch.stack([summaries[k] for k in keys])
+        return torch.sigmoid(model.match(video, model._text(instructions)).diagonal())
 
     return select
 
@@ -80,9 +77,10 @@ def main(
     for variant, make in VARIANTS.items():
         change = make()
         changed = [replace(t, frames=change(t.frames)) for t in successes]
-        aucs = [instruction_auc(match_selector([m]), changed, frames) for m in models]
+        singles = [match_selector(m) for m in models]  # the average reuses their cached summaries
+        aucs = [instruction_auc(select, changed, frames) for select in singles]
         if len(models) > 1:
-            aucs.append(instruction_auc(match_selector(models), changed, frames))
+            aucs.append(instruction_auc(lambda f, i: sum(select(f, i) for select in singles) / len(singles), changed, frames))
         table.add_row(variant, *(f"{a:.3f}" for a in aucs))
     Console().print(table)
 
