@@ -35,9 +35,7 @@ def model_config(backbone: str, image_size: int, frames: int, match_weight: floa
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
     try:
-        import os  # experiment gate
-
-        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, motion_input=os.environ.get("CURATE_MOTION") == "1", **{"match_weight": match_weight} | ABLATIONS[ablation])
+        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
 

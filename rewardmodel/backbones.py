@@ -56,10 +56,9 @@ class Backbone(nn.Module):
         """frames: (B, T, 3, S, S) floats in [0, 1]; one instruction per batch row."""
         raise NotImplementedError
 
-    def encode(self, frames: Tensor, reference: Tensor) -> Tensor:
-        """(N, 3, S, S) frames of one trajectory or episode and its first frame (1, 3, S, S) -> (N, ...) what
-        `from_encoded` reads, computed once per frame however many trajectories share it (dense scoring). Backbones
-        that see frames only whole keep them as they are."""
+    def encode(self, frames: Tensor) -> Tensor:
+        """(N, 3, S, S) frames -> (N, ...) what `from_encoded` reads, computed once per frame however many
+        trajectories share it (dense scoring). Backbones that see frames only whole keep them as they are."""
         return frames
 
     def from_encoded(self, encoded: Tensor, instructions: list[str]) -> BackboneOutput:
@@ -70,9 +69,9 @@ class Backbone(nn.Module):
 class FrameEncoder(nn.Module):
     """A small CNN trained from scratch: (N, 3, S, S) -> (N, H)."""
 
-    def __init__(self, hidden: int, in_channels: int = 3):
+    def __init__(self, hidden: int):
         super().__init__()
-        channels = [in_channels, 16, 32, 64, 128]  # narrow early layers: 3x cheaper than 32-64-128-128 on the CPU
+        channels = [3, 16, 32, 64, 128]  # narrow early layers: 3x cheaper than 32-64-128-128 on the CPU
         layers: list[nn.Module] = []
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.GELU()]
@@ -111,7 +110,7 @@ class CompactBackbone(Backbone):
         h = config.hidden_dim
         self.config = config
         self.hidden_size = h
-        self.frames = FrameEncoder(h, 6 if config.motion_input else 3)
+        self.frames = FrameEncoder(h)
         self.text = nn.Linear(config.text_dim, h)
         self.position = nn.Embedding(config.max_frames, h)
         self.kind = nn.Embedding(5, h)  # instruction, frame of A, split, frame of B, preference
@@ -124,18 +123,14 @@ class CompactBackbone(Backbone):
 
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
-    def encode(self, frames: Tensor, reference: Tensor) -> Tensor:
-        """(N, 3, S, S) -> (N, H): the CNN's features; with `motion_input`, of each frame beside its difference
-        from the trajectory's first frame (what moved since the start)."""
-        if self.config.motion_input:
-            frames = torch.cat([frames, frames - reference], 1)
+    def encode(self, frames: Tensor) -> Tensor:
+        """(N, 3, S, S) -> (N, H): the CNN's features."""
         return self.frames(frames)
 
     def _frame_features(self, frames: Tensor) -> Tensor:
         b, t = frames.shape[:2]
         assert frames.ndim == 5 and frames.shape[2] == 3, f"frames must be (B, T, 3, S, S), got {tuple(frames.shape)}"
-        reference = frames[:, :1].expand_as(frames).flatten(0, 1)
-        return self.encode(frames.flatten(0, 1), reference).view(b, t, -1)
+        return self.encode(frames.flatten(0, 1)).view(b, t, -1)
 
     def _tokens(self, features: Tensor, kind: int) -> Tensor:
         positions = self.position(torch.arange(features.shape[1], device=features.device))

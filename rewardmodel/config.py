@@ -29,7 +29,6 @@ class CurateRewardConfig(RewardModelConfig):
     num_layers: int = 3
     num_heads: int = 4
     dropout: float = 0.1
-    motion_input: bool = False  # compact: the CNN also sees each frame minus the trajectory's first (docs/rewardmodel.md)
     num_bins: int = 10  # progress bins, centres linspace(0, 1, num_bins)
     text_encoder: str = PACKAGED_TEXT_ENCODER  # or a hub id / local directory of a sentence-embedding model
     text_dim: int = 384

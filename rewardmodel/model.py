@@ -69,8 +69,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         into `frames`, (N, H, W, 3)) under every instruction, each (I, G), with every frame encoded once; and each
         instruction's match probability (I,) from the last grid (the whole episode's sample), None without a match
         head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
-        reference = self.prepare(frames[:1].unsqueeze(0))[0]  # the episode's first frame, as in the whole sample's pass
-        encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0], reference) for s in range(0, len(frames), chunk)])
+        encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0]) for s in range(0, len(frames), chunk)])
         n = len(instructions)
         progress, success = torch.empty(n, len(grids)), torch.empty(n, len(grids))
         by_length: dict[int, list[int]] = defaultdict(list)  # grids of one length form one tensor batch
