@@ -69,15 +69,15 @@ class Backbone(nn.Module):
 class FrameEncoder(nn.Module):
     """A small CNN trained from scratch: (N, 3, S, S) -> (N, H)."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, width: int = 16):
         super().__init__()
-        channels = [3, 16, 32, 64, 128]  # narrow early layers: 3x cheaper than 32-64-128-128 on the CPU
+        channels = [3, width, 2 * width, 4 * width, 8 * width]  # narrow early layers: 3x cheaper than 32-64-128-128 on the CPU
         layers: list[nn.Module] = []
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.GELU()]
         self.conv = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(4)  # any input size -> 4x4, so the model runs at other resolutions
-        self.out = nn.Linear(128 * 16, hidden)
+        self.out = nn.Linear(8 * width * 16, hidden)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.out(self.pool(self.conv(images * 2 - 1)).flatten(1))
@@ -111,6 +111,8 @@ class CompactBackbone(Backbone):
         self.config = config
         self.hidden_size = h
         self.frames = FrameEncoder(h)
+        # the match head's own CNN, half as wide (docs/rewardmodel.md): encode() gives both CNNs' features side by side
+        self.match_frames = FrameEncoder(h, 8) if config.match_weight > 0 and config.match_source == "own" else None
         self.text = nn.Linear(config.text_dim, h)
         self.position = nn.Embedding(config.max_frames, h)
         self.kind = nn.Embedding(5, h)  # instruction, frame of A, split, frame of B, preference
@@ -124,22 +126,40 @@ class CompactBackbone(Backbone):
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
     def encode(self, frames: Tensor) -> Tensor:
-        """(N, 3, S, S) -> (N, H): the CNN's features."""
-        return self.frames(frames)
+        """(N, 3, S, S) -> (N, H): the CNN's features; (N, 2H) with the match head's own CNN's beside them."""
+        if self.match_frames is None:
+            return self.frames(frames)
+        return torch.cat([self.frames(frames), self.match_frames(frames)], -1)
 
-    def _frame_features(self, frames: Tensor) -> Tensor:
+    def _per_frame(self, encoder: nn.Module, frames: Tensor) -> Tensor:
         b, t = frames.shape[:2]
         assert frames.ndim == 5 and frames.shape[2] == 3, f"frames must be (B, T, 3, S, S), got {tuple(frames.shape)}"
-        return self.encode(frames.flatten(0, 1)).view(b, t, -1)
+        return encoder(frames.flatten(0, 1)).view(b, t, -1)
+
+    def match_summary(self, frames: Tensor) -> Tensor:
+        """(B, T, 3, S, S) -> (B, 2H): the match head's input from its own CNN (match_source "own")."""
+        assert self.match_frames is not None, "match_summary needs match_source 'own'"
+        return summarise(self._per_frame(self.match_frames, frames))
 
     def _tokens(self, features: Tensor, kind: int) -> Tensor:
         positions = self.position(torch.arange(features.shape[1], device=features.device))
         return features + positions + self.kind.weight[kind]
 
     def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None) -> BackboneOutput:
-        return self.from_encoded(self._frame_features(frames_a), instructions, None if frames_b is None else self._frame_features(frames_b))
+        if frames_b is not None and self.match_frames is not None:
+            # pairs (training): no summaries; the model runs the match CNN on each pair's chosen trajectory only
+            return self._from_features(self._per_frame(self.frames, frames_a), instructions, self._per_frame(self.frames, frames_b))
+        return self.from_encoded(self._per_frame(self.encode, frames_a), instructions, None if frames_b is None else self._per_frame(self.encode, frames_b))
 
-    def from_encoded(self, features_a: Tensor, instructions: list[str], features_b: Tensor | None = None) -> BackboneOutput:
+    def from_encoded(self, encoded_a: Tensor, instructions: list[str], encoded_b: Tensor | None = None) -> BackboneOutput:
+        h = self.hidden_size
+        split = (lambda e: (e, e)) if self.match_frames is None else (lambda e: (e[..., :h], e[..., h:]))  # noqa: E731
+        features_a, match_a = split(encoded_a)
+        features_b, match_b = (None, None) if encoded_b is None else split(encoded_b)
+        return self._from_features(features_a, instructions, features_b, match_a, match_b)
+
+    def _from_features(self, features_a: Tensor, instructions: list[str], features_b: Tensor | None = None, match_a: Tensor | None = None, match_b: Tensor | None = None) -> BackboneOutput:
+        """The transformer over the progress CNN's features; summaries of the match features where given."""
         b, t_a = features_a.shape[:2]
         assert len(instructions) == b, f"{len(instructions)} instructions for a batch of {b}"
         t_b = 0 if features_b is None else features_b.shape[1]
@@ -151,10 +171,11 @@ class CompactBackbone(Backbone):
             parts += [special[:, :1], self._tokens(features_b, 3), special[:, 1:]]
         mask = layout_mask(t_a, t_b).to(features_a.device)
         hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
-        video_a = summarise(features_a)
+        video_a = None if match_a is None else summarise(match_a)
         if features_b is None:
             return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a)
-        return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, summarise(features_b))
+        video_b = None if match_b is None else summarise(match_b)
+        return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, video_b)
 
 
 # Qwen3-VL normalises pixels with mean 0.5 and std 0.5 (its preprocessor config).

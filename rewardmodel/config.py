@@ -8,6 +8,7 @@ from lerobot.configs.rewards import RewardModelConfig
 from rewardmodel.text import PACKAGED_TEXT_ENCODER
 
 MODEL_TYPE = "curate_robometer"
+MATCH_SOURCES = ("shared", "own")
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
@@ -43,6 +44,9 @@ class CurateRewardConfig(RewardModelConfig):
     # 0 builds none, as in checkpoints made before it existed
     match_weight: float = 0.0
     match_dim: int = 128
+    # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
+    # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
+    match_source: str = "shared"
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:
@@ -61,5 +65,7 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"num_bins must be at least 2, got {self.num_bins}")
         if self.match_weight < 0:
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
+        if self.match_source not in MATCH_SOURCES:
+            raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
         if self.match_weight > 0 and not BACKBONES[self.backbone].video_summary:
             raise ValueError(f"the {self.backbone} backbone gives no instruction-free trajectory summary, so it cannot have a match head; set match_weight 0")

@@ -122,7 +122,11 @@ class CurateRewardModel(PreTrainedRewardModel):
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
         if self.match is not None:
             # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
-            chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            if out.video_a is None:  # the match head's own CNN, run on each pair's chosen trajectory only
+                better = label.bool().cpu().view(-1, 1, 1, 1, 1)
+                chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
+            else:
+                chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
             logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
             same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)

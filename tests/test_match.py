@@ -16,7 +16,7 @@ from curate.cli import app
 from curate.index import Index, ScoreRow
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.losses import match_loss
-from rewardmodel.model import load_model
+from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import PairSampler
 from rewardmodel.train import TrainConfig, train
 
@@ -57,6 +57,38 @@ def test_a_model_with_a_match_head_trains_it_saves_it_and_scores_with_it(tmp_pat
     again = model.eval().predict_all(frames, ["open the drawer", "press the button"])[2]
     assert torch.allclose(match, again)
     assert torch.allclose(loaded.predict(frames, ["open the drawer", "press the button"])[0], progress)
+
+
+@pytest.mark.parametrize("source", ["own", "shared"])
+def test_the_match_loss_reaches_the_progress_cnn_only_when_it_shares_it(source: str) -> None:
+    only_match = dict(progress_weight=0.0, success_weight=0.0, preference_weight=0.0, rank_weight=0.0)
+    model = CurateRewardModel(CurateRewardConfig(**TINY, match_weight=1.0, match_source=source, **only_match))
+    loss, _ = model(PairSampler(pool(), 4, RATIOS, seed=0).batch(4))
+    loss.backward()
+    reached = any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.frames.parameters())
+    assert reached == (source == "shared")
+    if source == "own":
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.match_frames.parameters())
+
+
+def test_a_match_head_with_its_own_cnn_round_trips_and_scores_densely_as_in_one_pass(tmp_path: Path) -> None:
+    model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_source="own"), TrainConfig(steps=2, batch_size=4))
+    model.save_pretrained(tmp_path / "rm")
+    loaded = load_model(tmp_path / "rm")
+    assert loaded.config.match_source == "own" and loaded.backbone.match_frames is not None
+    frames = torch.from_numpy(pool()[0].frames[:4])
+    instructions = ["open the drawer", "press the button"]
+    with torch.inference_mode():
+        progress, success, match = loaded.predict_all(frames.unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)
+        dense_progress, dense_success, dense_match = loaded.predict_grids(frames, [np.arange(t + 1) for t in range(4)], instructions)
+        assert torch.allclose(model.eval().predict_all(frames.unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)[2], match)
+    assert torch.allclose(dense_progress, progress, atol=1e-5) and torch.allclose(dense_success, success, atol=1e-5)
+    assert torch.allclose(dense_match, match, atol=1e-5)
+
+
+def test_an_unknown_match_source_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown match_source 'mine'; valid: shared, own"):
+        CurateRewardConfig(match_source="mine")
 
 
 def test_a_checkpoint_without_a_match_head_still_loads_and_has_none(tmp_path: Path) -> None:
