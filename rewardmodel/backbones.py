@@ -112,7 +112,7 @@ class CompactBackbone(Backbone):
         self.hidden_size = h
         self.frames = FrameEncoder(h)
         # the match head's own CNN, half as wide (docs/rewardmodel.md): encode() gives both CNNs' features side by side
-        self.match_frames = FrameEncoder(h, config.match_width) if config.match_weight > 0 and config.match_source == "own" else None
+        self.match_frames = FrameEncoder(h, 8) if config.match_weight > 0 and config.match_source == "own" else None
         self.text = nn.Linear(config.text_dim, h)
         self.position = nn.Embedding(config.max_frames, h)
         self.kind = nn.Embedding(5, h)  # instruction, frame of A, split, frame of B, preference

@@ -47,7 +47,6 @@ class CurateRewardConfig(RewardModelConfig):
     # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
     # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
     match_source: str = "shared"
-    match_width: int = 8  # the own CNN's first layer's channels (the shared CNN has 16)
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:
