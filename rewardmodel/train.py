@@ -89,14 +89,6 @@ def train(
 
     # model
     model = CurateRewardModel(model_config).to(device).train()
-    import os
-
-    if os.environ.get("CURATE_INIT_ENCODER"):  # experiment: start the frame CNN from a pretrained one
-        from safetensors.torch import load_file
-
-        model.backbone.frames.load_state_dict(load_file(os.path.join(os.environ["CURATE_INIT_ENCODER"], "encoder.safetensors")))
-        if os.environ.get("CURATE_FREEZE_ENCODER"):
-            model.backbone.frames.requires_grad_(False)
     replicated = distributed.wrap(model, device)  # the model itself outside torchrun
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
