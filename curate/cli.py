@@ -421,6 +421,20 @@ def rm_train(
     console.print(f"saved {out.resolve()} (config.json, model.safetensors, training.json, training_curves.png)")
 
 
+@rm_app.command("ensemble")
+def rm_ensemble(
+    members: Annotated[list[str], typer.Argument(help="Checkpoint folders of one config, trained apart (e.g. other --seed values).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if curate wrote it.")] = False,
+) -> None:
+    """Join reward models into one checkpoint that averages their outputs (progress, success, match, preference):
+    one training seed's quirks, e.g. on a camera view it never saw, count for less (docs/rewardmodel.md)."""
+    from curate.reward_runs import join_models
+
+    join_models(members, out, overwrite)
+    console.print(f"saved {out.resolve()}: an ensemble of {len(members)} (config.json, model.safetensors, training.json)")
+
+
 @rm_app.command("eval")
 def rm_eval(
     dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with next.success labels.")],

@@ -3,6 +3,7 @@
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from curate import provenance
@@ -14,7 +15,7 @@ from rewardmodel import distributed
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
 from rewardmodel.metrics import alignment_metrics
-from rewardmodel.model import CurateRewardModel
+from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.records import Trajectory
 from rewardmodel.train import TrainConfig, train
 
@@ -85,6 +86,38 @@ def train_model(
     finally:
         distributed.stop()
     return model, history
+
+
+def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = False) -> CurateRewardModel:
+    """One checkpoint at `out` whose outputs are the average of `members`' (checkpoints of one config, trained apart,
+    e.g. with other seeds); its training log holds each member's source, weights digest and training log."""
+    if len(members) < 2:
+        raise CurateError(f"an ensemble needs at least 2 checkpoints, got {len(members)}; train more with `curate rm train --seed N`")
+    models = [load_model(m) for m in members]
+    settings = []
+    for path, model in zip(members, models, strict=True):
+        if model.config.members > 1:
+            raise CurateError(f"{path} is already an ensemble of {model.config.members}; give the checkpoints it was joined from")
+        settings.append({k: v for k, v in json.loads((Path(path) / "config.json").read_text()).items() if k != "device"})
+    for path, setting in zip(members[1:], settings[1:], strict=True):
+        differ = sorted(k for k in setting.keys() | settings[0].keys() if setting.get(k) != settings[0].get(k))
+        if differ:
+            raise CurateError(f"{path} differs from {members[0]} in {', '.join(differ)}; an ensemble's members share one config (train them with the same options, other seeds)")
+    ensemble = CurateRewardModel(replace(models[0].config, members=len(models)))
+    for slot, model in zip(ensemble.members, models, strict=True):
+        slot.load_state_dict(model.state_dict())
+    sources = []
+    for path in members:
+        log = Path(path) / TRAINING_LOG
+        training = json.loads(log.read_text()) if log.is_file() else None
+        if isinstance(training, dict) and training.get("history"):  # the curves stay with the member; its last step here
+            training["final"] = training.pop("history")[-1]
+        sources.append({"path": str(Path(path).resolve()), "weights_sha256": provenance.file_sha256(Path(path) / "model.safetensors"), "training": training})
+    with atomic_folder(out, overwrite, inputs=members) as partial:
+        ensemble.save_pretrained(partial)
+        log = {"members": sources, "out": str(Path(out).resolve()), "code_version": provenance.code_version(), "created": provenance.now()}
+        (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
+    return ensemble
 
 
 def check_frames(model: CurateRewardModel, num_frames: int) -> None:

@@ -47,6 +47,9 @@ class CurateRewardConfig(RewardModelConfig):
     # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
     # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
     match_source: str = "shared"
+    # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
+    # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
+    members: int = 1
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:
@@ -67,5 +70,7 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
+        if self.members < 1:
+            raise ValueError(f"members must be at least 1, got {self.members}")
         if self.match_weight > 0 and not BACKBONES[self.backbone].video_summary:
             raise ValueError(f"the {self.backbone} backbone gives no instruction-free trajectory summary, so it cannot have a match head; set match_weight 0")

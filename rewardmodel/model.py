@@ -2,12 +2,14 @@
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
 from rewardmodel import losses
@@ -27,6 +29,10 @@ class CurateRewardModel(PreTrainedRewardModel):
 
     def __init__(self, config: CurateRewardConfig, **kwargs: Any):
         super().__init__(config)
+        if config.members > 1:  # an ensemble (`curate rm ensemble`): the members' outputs are averaged
+            self.members = nn.ModuleList(CurateRewardModel(replace(config, members=1)) for _ in range(config.members))
+            return
+        self.members = None
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
         self.match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
@@ -56,6 +62,8 @@ class CurateRewardModel(PreTrainedRewardModel):
     def predict_all(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
         task (None without a match head), from one pass."""
+        if self.members is not None:
+            return _mean(m.predict_all(frames, instructions) for m in self.members)
         out = self.backbone(self.prepare(frames), instructions)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
         success = torch.sigmoid(self.heads.success(out.frames_a).squeeze(-1))
@@ -69,6 +77,8 @@ class CurateRewardModel(PreTrainedRewardModel):
         into `frames`, (N, H, W, 3)) under every instruction, each (I, G), with every frame encoded once; and each
         instruction's match probability (I,) from the last grid (the whole episode's sample), None without a match
         head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
+        if self.members is not None:
+            return _mean(m.predict_grids(frames, grids, instructions, chunk) for m in self.members)
         encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0]) for s in range(0, len(frames), chunk)])
         n = len(instructions)
         progress, success = torch.empty(n, len(grids)), torch.empty(n, len(grids))
@@ -76,9 +86,9 @@ class CurateRewardModel(PreTrainedRewardModel):
         for g, grid in enumerate(grids):
             by_length[len(grid)].append(g)
         rows_per_call = max(1, chunk // n)
-        for members in by_length.values():
-            for s in range(0, len(members), rows_per_call):
-                part = members[s : s + rows_per_call]
+        for same_length in by_length.values():
+            for s in range(0, len(same_length), rows_per_call):
+                part = same_length[s : s + rows_per_call]
                 x = encoded[torch.as_tensor(np.stack([grids[g] for g in part]))]  # (M, T, ...)
                 x = x.unsqueeze(0).expand(n, *x.shape).flatten(0, 1)  # instruction-major: (I * M, T, ...)
                 last = self.backbone.from_encoded(x, [i for i in instructions for _ in part]).frames_a[:, -1]
@@ -97,6 +107,8 @@ class CurateRewardModel(PreTrainedRewardModel):
 
     def forward(self, batch: PairBatch) -> tuple[Tensor, dict[str, float]]:
         """The dual objective on a pair batch: preference + progress + success (+ rank), weighted by the config."""
+        if self.members is not None:
+            raise RewardModelError("an ensemble is not trained as one: train its members with `curate rm train` (one --seed each) and join them with `curate rm ensemble`")
         c = self.config
         out = self.backbone(self.prepare(batch.frames_a), batch.instructions, self.prepare(batch.frames_b))
         logits_a, logits_b = self.heads.progress(out.frames_a), self.heads.progress(out.frames_b)
@@ -138,8 +150,15 @@ class CurateRewardModel(PreTrainedRewardModel):
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:
         """P(A is better than B) from the preference head, (B,)."""
+        if self.members is not None:
+            return torch.stack([m.preference_probability(frames_a, frames_b, instructions) for m in self.members]).mean(0)
         out = self.backbone(self.prepare(frames_a), instructions, self.prepare(frames_b))
         return torch.sigmoid(self.heads.preference(out.preference).squeeze(-1))
+
+
+def _mean(outputs: Iterable[tuple[Tensor | None, ...]]) -> tuple[Tensor | None, ...]:
+    """Each output averaged over an ensemble's members (None, for no match head, stays None)."""
+    return tuple(None if parts[0] is None else torch.stack(parts).mean(0) for parts in zip(*outputs, strict=True))
 
 
 def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateRewardModel:
