@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.rm_data import load_trajectories
-from rewardmodel.evaluate import evenly_spaced, instruction_auc, top_k_precision
+from rewardmodel.evaluate import instruction_auc, select_scores, top_k_precision
 from rewardmodel.metrics import roc_auc
 from rewardmodel.model import load_model
+from reward_alignment import model_selector  # curate rank's rule as the benchmarks apply it (run from benchmarks/)
 
 DRAWER, DOOR = "Open a drawer", "Open a door with a revolving joint"
 
@@ -51,25 +52,14 @@ def main(
             succeeded = np.array([t.quality == "successful" for t in trajectories])
             if not (succeeded & (tasks == DRAWER)).any() or not (succeeded & (tasks == DOOR)).any():
                 raise typer.BadParameter(f"{dataset} needs successful drawer and door openings; generate it as above", param_hint="--dataset")
+        select = model_selector(reward_model)  # curate rank's rule: final progress x match
         with torch.inference_mode():
-            parts = []
-            for start in range(0, len(trajectories), 32):
-                batch = trajectories[start : start + 32]
-                clips = torch.from_numpy(np.stack([t.frames[evenly_spaced(len(t.frames), frames)] for t in batch]))
-                progress, _, match = reward_model.predict_all(clips, [DRAWER] * len(batch))
-                parts.append(torch.stack([progress[:, -1], match], 1).numpy())
-        final, match = np.concatenate(parts).T
-        score = final * match
+            score = select_scores(select, trajectories, DRAWER, frames)
+            match = select_scores(lambda clips, words: reward_model.predict_all(clips, words)[2], trajectories, DRAWER, frames)
+            auc, precision = instruction_auc(select, trajectories, frames), top_k_precision(select, trajectories, frames, 5)
         kept = [i for i in np.argsort(-score, kind="stable")[:top_k] if match[i] >= min_match]
         good = succeeded & (tasks == DRAWER)
         door = succeeded & (tasks == DOOR)
-
-        def select(clips: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-            p, _, m = reward_model.predict_all(clips, instructions)
-            return p[:, -1] * m
-
-        with torch.inference_mode():
-            auc, precision = instruction_auc(select, trajectories, frames), top_k_precision(select, trajectories, frames, 5)
         table.add_row(path, f"{int(good[kept].sum())} / {len(kept)}", f"{int((match[door] >= min_match).sum())} / {int(door.sum())}", f"{roc_auc(score[good], score[door]):.3f}", f"{auc:.3f}", f"{precision:.3f}")
     Console().print(table)
 

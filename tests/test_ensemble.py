@@ -20,10 +20,10 @@ from rewardmodel.train import TrainConfig, train
 runner = CliRunner()
 
 
-def members(tmp_path: Path, **config) -> list[Path]:
+def members(tmp_path: Path) -> list[Path]:
     paths = []
     for seed in (0, 1):
-        model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, **config), TrainConfig(steps=2, batch_size=4, seed=seed))
+        model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0), TrainConfig(steps=2, batch_size=4, seed=seed))
         model.save_pretrained(tmp_path / f"m{seed}")
         paths.append(tmp_path / f"m{seed}")
     return paths
