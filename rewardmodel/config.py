@@ -47,10 +47,6 @@ class CurateRewardConfig(RewardModelConfig):
     # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
     # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
     match_source: str = "shared"
-    # also train the match head on each pair's rejected run where it is a whole run of a known task (a suboptimal or
-    # failed run, another task's video), labelled with that run's own task, so "is this the task" is learned apart
-    # from "did it succeed"; rewound and reversed frames are left out (docs/rewardmodel.md)
-    match_rejected: bool = False
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
 from rewardmodel import losses
-from rewardmodel.backbones import BackboneOutput, make_backbone
+from rewardmodel.backbones import make_backbone
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.heads import Heads, MatchHead
@@ -133,31 +133,19 @@ class CurateRewardModel(PreTrainedRewardModel):
         accuracy = ((preference_logit > 0).float() == label).float().mean()
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
         if self.match is not None:
-            # every row's chosen (successful) trajectory, and with match_rejected every rejected run of a known task,
-            # against every row's instruction; a trajectory and an instruction of one task match
+            # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
+            if out.video_a is None:  # the match head's own CNN, run on each pair's chosen trajectory only
+                better = label.bool().cpu().view(-1, 1, 1, 1, 1)
+                chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
+            else:
+                chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
-            summaries, video_tasks = self._match_summaries(batch, out, label.bool())
-            logits = self.match(summaries, self._text(batch.instructions))
-            same = torch.tensor([[x == y for y in tasks] for x in video_tasks], device=logits.device)
+            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
             match = losses.match_loss(logits, same)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
-
-    def _match_summaries(self, batch: PairBatch, out: BackboneOutput, a_is_better: Tensor) -> tuple[Tensor, list[str]]:
-        """The match loss's trajectories: their instruction-free summaries (N, 2H) and their tasks."""
-        tasks = batch.tasks or batch.instructions
-        keep = [i for i, task in enumerate(batch.rejected_tasks) if task] if self.config.match_rejected else []
-        if out.video_a is None:  # the match head's own CNN, run on the trajectories the loss uses only
-            better = a_is_better.cpu().view(-1, 1, 1, 1, 1)
-            chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
-            rejected = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_b, batch.frames_a)[keep])) if keep else None
-        else:
-            chosen = torch.where(a_is_better.unsqueeze(1), out.video_a, out.video_b)
-            rejected = torch.where(a_is_better.unsqueeze(1), out.video_b, out.video_a)[keep] if keep else None
-        if rejected is None:
-            return chosen, list(tasks)
-        return torch.cat([chosen, rejected]), [*tasks, *(batch.rejected_tasks[i] for i in keep)]
 
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:

@@ -35,7 +35,6 @@ class Sample:
     progress_mask: np.ndarray
     success: np.ndarray
     success_mask: np.ndarray
-    task: str = ""  # the instruction of the task whose run these frames show in order; "" when rewound or reversed
 
 
 def progress_targets(positions: np.ndarray, start: int, first_success: int) -> np.ndarray:
@@ -92,7 +91,7 @@ class PairSampler:
         target = progress_targets(positions, start, first)
         return self._sample(trajectory, positions, target, True), start, end
 
-    def _sample(self, trajectory: Trajectory, positions: np.ndarray, target: np.ndarray | None, supervise_progress: bool, in_order: bool = True) -> Sample:
+    def _sample(self, trajectory: Trajectory, positions: np.ndarray, target: np.ndarray | None, supervise_progress: bool) -> Sample:
         t = self.num_frames
         if target is None:
             target = np.zeros(t)
@@ -104,7 +103,6 @@ class PairSampler:
             progress_mask=np.full(t, supervise_progress),
             success=success,
             success_mask=np.ones(t, dtype=bool),
-            task=trajectory.instruction if in_order else "",
         )
 
     def pair(self, strategy: str, trajectory: Trajectory) -> tuple[Sample, Sample] | None:
@@ -136,7 +134,7 @@ class PairSampler:
             forward = int(self.rng.integers(2, t - 1))
             back_to = int(self.rng.integers(start, turn))
             positions = np.concatenate([np.round(np.linspace(start, turn, forward)), np.round(np.linspace(turn, back_to, t - forward + 1))[1:]]).astype(int)
-            return self._sample(trajectory, positions, progress_targets(positions, start, first), True, in_order=False)
+            return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
         if strategy == "suboptimal":
             pool = self.by_instruction[trajectory.instruction]
             candidates = pool["suboptimal"] + pool["failure"]
@@ -159,7 +157,7 @@ class PairSampler:
             return self._sample(other, positions, np.zeros(t), True)  # another task's video: no progress on this one
         if strategy == "reverse":
             positions = self._positions(start, end)[::-1].copy()
-            return self._sample(trajectory, positions, progress_targets(positions, start, first), True, in_order=False)
+            return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
         raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
 
     def batch(self, size: int) -> PairBatch:
@@ -182,7 +180,7 @@ class PairSampler:
             others = self.paraphrases.get(words, ())
             if others and self.rng.random() < 0.5:  # drawn only with paraphrases: runs without them keep their pairs
                 words = others[int(self.rng.integers(len(others)))]
-            rows.append((a, b, words, a_is_better, strategy, trajectory.instruction, rejected.task))
+            rows.append((a, b, words, a_is_better, strategy, trajectory.instruction))
 
         def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             tensor = torch.from_numpy(np.stack([getattr(row[side], name) for row in rows]))
@@ -203,5 +201,4 @@ class PairSampler:
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
             tasks=[row[5] for row in rows],
-            rejected_tasks=[row[6] for row in rows],
         )

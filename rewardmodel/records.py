@@ -51,8 +51,6 @@ class PairBatch:
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
-    # the task whose run the rejected trajectory is ("" for frames of the chosen run rewound or reversed)
-    rejected_tasks: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

@@ -71,45 +71,6 @@ def test_the_match_loss_reaches_the_progress_cnn_only_when_it_shares_it(source: 
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.match_frames.parameters())
 
 
-def test_rejected_runs_carry_their_own_task_and_rewound_or_reversed_frames_none() -> None:
-    ratios = RATIOS | {"reverse": 1.0}
-    batch = PairSampler(pool(), 4, ratios, seed=0).batch(64)
-    seen = set()
-    for strategy, task, rejected in zip(batch.strategies, batch.tasks, batch.rejected_tasks, strict=True):
-        seen.add(strategy)
-        if strategy in ("rewind", "reverse"):
-            assert rejected == ""
-        elif strategy == "suboptimal":
-            assert rejected == task
-        else:
-            assert rejected in {"open the drawer", "press the button"} - {task}
-    assert seen == set(ratios)
-
-
-@pytest.mark.parametrize("source", ["shared", "own"])
-def test_match_rejected_adds_the_rejected_runs_of_a_known_task_to_the_match_loss(source: str) -> None:
-    config = CurateRewardConfig(**TINY, match_weight=1.0, match_source=source)
-    torch.manual_seed(0)
-    plain = CurateRewardModel(config).eval()
-    wider = CurateRewardModel(CurateRewardConfig(**TINY, match_weight=1.0, match_source=source, match_rejected=True)).eval()
-    wider.load_state_dict(plain.state_dict())
-    batch = PairSampler(pool(), 4, RATIOS | {"reverse": 1.0}, seed=1).batch(12)
-    assert "" in batch.rejected_tasks and any(batch.rejected_tasks)
-    better = batch.a_is_better.bool().view(-1, 1, 1, 1, 1)
-    chosen = torch.where(better, batch.frames_a, batch.frames_b)
-    kept = [i for i, task in enumerate(batch.rejected_tasks) if task]
-    rejected = torch.where(better, batch.frames_b, batch.frames_a)[kept]
-    with torch.no_grad():
-        def summaries(frames: torch.Tensor) -> torch.Tensor:  # each trajectory alone: its summary sees no partner
-            return plain.backbone.match_summary(plain.prepare(frames)) if source == "own" else plain.backbone(plain.prepare(frames), batch.instructions[:1] * len(frames)).video_a
-
-        text = plain._text(batch.instructions)
-        for model, videos, tasks in ((plain, chosen, batch.tasks), (wider, torch.cat([chosen, rejected]), batch.tasks + [batch.rejected_tasks[i] for i in kept])):
-            logits = plain.match(summaries(videos), text)
-            same = torch.tensor([[v == t for t in batch.tasks] for v in tasks])
-            assert model(batch)[1]["match"] == pytest.approx(match_loss(logits, same).item(), rel=1e-4)
-
-
 def test_a_match_head_with_its_own_cnn_round_trips_and_scores_densely_as_in_one_pass(tmp_path: Path) -> None:
     model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_source="own"), TrainConfig(steps=2, batch_size=4))
     model.save_pretrained(tmp_path / "rm")
