@@ -3,7 +3,7 @@
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from curate import provenance
@@ -98,7 +98,8 @@ def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = Fals
     for path, model in zip(members, models, strict=True):
         if model.config.members > 1:
             raise CurateError(f"{path} is already an ensemble of {model.config.members}; give the checkpoints it was joined from")
-        settings.append({k: v for k, v in json.loads((Path(path) / "config.json").read_text()).items() if k != "device"})
+        # the loaded config, not the file: a field added since a member was saved reads as its default in both
+        settings.append({k: v for k, v in asdict(model.config).items() if k != "device"})
     for path, setting in zip(members[1:], settings[1:], strict=True):
         differ = sorted(k for k in setting.keys() | settings[0].keys() if setting.get(k) != settings[0].get(k))
         if differ:

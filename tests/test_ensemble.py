@@ -76,3 +76,13 @@ def test_ensemble_refuses_one_member_an_ensemble_mixed_configs_and_its_own_input
     onto = runner.invoke(app, ["rm", "ensemble", str(a), str(b), "--out", str(b)])
     assert onto.exit_code == 2 and "is an input of this command" in onto.output
     assert load_model(b).config.members == 1
+
+
+def test_a_member_saved_before_a_config_field_existed_joins_one_saved_after(tmp_path: Path) -> None:
+    a, b = members(tmp_path)
+    config = json.loads((a / "config.json").read_text())
+    del config["members"]  # as checkpoints saved before `members` existed: it reads as its default, 1
+    (a / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, ["rm", "ensemble", str(a), str(b), "--out", str(tmp_path / "ens")])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "ens").config.members == 2
