@@ -101,7 +101,7 @@ def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = Fals
         # the loaded config, not the file: a field added since a member was saved reads as its default in both
         settings.append({k: v for k, v in asdict(model.config).items() if k != "device"})
     for path, setting in zip(members[1:], settings[1:], strict=True):
-        differ = sorted(k for k in setting.keys() | settings[0].keys() if setting.get(k) != settings[0].get(k))
+        differ = sorted(k for k in setting if setting[k] != settings[0][k])  # one dataclass: the same fields
         if differ:
             raise CurateError(f"{path} differs from {members[0]} in {', '.join(differ)}; an ensemble's members share one config (train them with the same options, other seeds)")
     ensemble = CurateRewardModel(replace(models[0].config, members=len(models)))
