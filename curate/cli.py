@@ -389,7 +389,6 @@ def rm_train(
     match_weight: Annotated[float, typer.Option(help="Weight of the match head's in-batch loss (0: no match head).")] = 1.0,
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
-    actor_negatives: Annotated[int, typer.Option(help="Per step, this many failed runs where another task's expert acted (recorded by curate datagen) as match negatives under every instruction.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -402,7 +401,7 @@ def rm_train(
 
     model = model_config(backbone, image_size, frames, match_weight, ablation, match_source)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases, actor_negatives=actor_negatives)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model, config, out, eval_dataset or (), camera)
         return

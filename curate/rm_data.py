@@ -1,6 +1,5 @@
 """Loads LeRobot episodes as in-memory reward-model trajectories: frames decoded once, resized, with success labels."""
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,25 +21,6 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def acting_experts(root: Path) -> dict[int, str]:
-    """Episode index -> the instruction of another task whose expert acted in it, from the manifest `curate datagen`
-    writes (its other-task recipe); empty for data without one, such as a user's own recordings."""
-    from curate.datagen import MANIFEST
-
-    path = root / MANIFEST
-    if not path.is_file():
-        return {}
-    from policies.metaworld_sim import task_descriptions
-    from policies.recipes import acting_task
-
-    try:
-        episodes = json.loads(path.read_text())["episodes"]
-        acting = {int(e["episode_index"]): acting_task(str(e["recipe"])) for e in episodes}
-    except (ValueError, KeyError, TypeError) as err:
-        raise CurateError(f"{path} is not a readable curate datagen manifest ({err}); restore it or delete it to train without it") from None
-    return {episode: task_descriptions()[task] for episode, task in acting.items() if task in task_descriptions()}
-
-
 def load_trajectories(
     dataset: str | Path,
     image_size: int,
@@ -58,7 +38,6 @@ def load_trajectories(
     if episodes[0].success is None:
         raise CurateError(f"dataset {dataset} has no next.success labels; training needs per-frame success (LeRobot's next.success)")
     keys = [lerobot_io.resolve_camera(ds, c) for c in cameras] if cameras else list(ds.meta.video_keys or lerobot_io.camera_keys(ds))
-    actors = acting_experts(lerobot_io.dataset_root(ds))
     trajectories = []
     for start in range(0, len(episodes), chunk):
         group = [e for e in episodes[start : start + chunk] if e.length > 0]
@@ -76,7 +55,6 @@ def load_trajectories(
                         success=windows,
                         quality=quality_label(episode.success),
                         source=f"{lerobot_io.dataset_root(ds)}#{episode.episode_index}:{key}",
-                        actor=actors.get(episode.episode_index, ""),
                     )
                 )
         if on_episodes is not None:

@@ -122,13 +122,6 @@ class OtherTask(Recipe):
         return f"{self.name}({self.other})"
 
 
-def acting_task(spec: str) -> str | None:
-    """The MT50 task whose expert acted, from a recorded spec, when it is not the scene's own: `other-task(NAME)`
-    (as OtherTask.spec writes it) -> NAME; any other recipe -> None."""
-    prefix = f"{OtherTask.name}("
-    return spec[len(prefix) : -1] if spec.startswith(prefix) and spec.endswith(")") else None
-
-
 @register_recipe("uniform")
 class UniformRandom(Recipe):
     """Uniform random actions."""

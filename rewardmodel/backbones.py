@@ -137,8 +137,9 @@ class CompactBackbone(Backbone):
         return encoder(frames.flatten(0, 1)).view(b, t, -1)
 
     def match_summary(self, frames: Tensor) -> Tensor:
-        """(B, T, 3, S, S) -> (B, 2H): the match head's input, from its own CNN (match_source "own") or the shared one."""
-        return summarise(self._per_frame(self.frames if self.match_frames is None else self.match_frames, frames))
+        """(B, T, 3, S, S) -> (B, 2H): the match head's input from its own CNN (match_source "own")."""
+        assert self.match_frames is not None, "match_summary needs match_source 'own'"
+        return summarise(self._per_frame(self.match_frames, frames))
 
     def _tokens(self, features: Tensor, kind: int) -> Tensor:
         positions = self.position(torch.arange(features.shape[1], device=features.device))

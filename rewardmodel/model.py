@@ -139,17 +139,9 @@ class CurateRewardModel(PreTrainedRewardModel):
                 chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
             else:
                 chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
-            rows, columns, words = list(tasks), list(tasks), list(batch.instructions)
-            if batch.frames_actor is not None:
-                # runs where another task's expert acted in this scene and failed: no instruction's task, neither the
-                # scene's nor the acting expert's (whose instruction joins the columns); docs/rewardmodel.md
-                chosen = torch.cat([chosen, self.backbone.match_summary(self.prepare(batch.frames_actor))])
-                rows += [None] * len(batch.actors)
-                columns += batch.actors
-                words += batch.actors
-            logits = self.match(chosen, self._text(words))
-            same = torch.tensor([[x == y for y in columns] for x in rows], device=logits.device)
+            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
             match = losses.match_loss(logits, same)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}

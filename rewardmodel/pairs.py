@@ -47,18 +47,14 @@ def progress_targets(positions: np.ndarray, start: int, first_success: int) -> n
 class PairSampler:
     """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
 
-    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int, paraphrases: dict[str, tuple[str, ...]] | None = None, actor_negatives: int = 0):
+    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int, paraphrases: dict[str, tuple[str, ...]] | None = None):
         self.num_frames = num_frames
-        self.actor_negatives = actor_negatives  # per batch: failed runs where another task's expert acted
         self.paraphrases = paraphrases or {}  # instruction -> other words for it; a row uses one half the time
         self.rng = np.random.default_rng(seed)
         self.by_instruction: dict[str, dict[str, list[Trajectory]]] = defaultdict(lambda: defaultdict(list))
         for trajectory in trajectories:
             self.by_instruction[trajectory.instruction][trajectory.quality].append(trajectory)
         self.successful = [t for t in trajectories if t.quality == "successful" and len(t.frames) >= 2]
-        self.wrong_actor = [t for t in trajectories if t.actor and t.quality == "failure" and len(t.frames) >= 2]
-        if actor_negatives and not self.wrong_actor:
-            raise RewardModelError("--actor-negatives needs failed runs where another task's expert acted, recorded in a curate datagen manifest (its other-task recipe); none were found")
         if not self.successful:
             raise RewardModelError("no successful episodes to train on; the reward model needs successful demonstrations (next.success true early enough)")
         unknown = set(ratios) - set(STRATEGIES)
@@ -186,9 +182,6 @@ class PairSampler:
                 words = others[int(self.rng.integers(len(others)))]
             rows.append((a, b, words, a_is_better, strategy, trajectory.instruction))
 
-        wrong = [self.wrong_actor[int(self.rng.integers(len(self.wrong_actor)))] for _ in range(self.actor_negatives)]
-        whole = [self._positions(int(self.rng.integers(0, max(len(t.frames) // 4, 1))), len(t.frames) - 1) for t in wrong]
-
         def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             tensor = torch.from_numpy(np.stack([getattr(row[side], name) for row in rows]))
             return tensor if dtype is None else tensor.to(dtype)
@@ -208,6 +201,4 @@ class PairSampler:
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
             tasks=[row[5] for row in rows],
-            frames_actor=torch.from_numpy(np.stack([t.frames[p] for t, p in zip(wrong, whole, strict=True)])) if wrong else None,
-            actors=[t.actor for t in wrong],
         )

@@ -20,7 +20,6 @@ class Trajectory:
     success: np.ndarray
     quality: str
     source: str = ""  # where it came from (dataset, episode, camera), for messages
-    actor: str = ""  # the instruction of another task whose expert acted in this scene (curate datagen records it)
 
     def __post_init__(self) -> None:
         n = len(self.frames)
@@ -52,8 +51,6 @@ class PairBatch:
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
-    frames_actor: torch.Tensor | None = None  # (K, T, S, S, 3) failed runs where another task's expert acted
-    actors: list[str] = field(default_factory=list)  # the instruction of each one's acting expert
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

@@ -33,7 +33,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
     paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
-    actor_negatives: int = 0  # per step, failed runs where another task's expert acted, as match negatives
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -45,8 +44,6 @@ class TrainConfig:
         unknown = set(self.ratios) - set(STRATEGIES)
         if unknown:
             raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
-        if self.actor_negatives < 0:
-            raise RewardModelError(f"--actor-negatives must be 0 or more, got {self.actor_negatives}")
 
 
 def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -88,7 +85,7 @@ def train(
         torch.set_num_threads(config.threads)
 
     # data
-    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None, config.actor_negatives)
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None)
 
     # model
     model = CurateRewardModel(model_config).to(device).train()
@@ -104,8 +101,7 @@ def train(
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         batch = sampler.batch(config.batch_size)
-        seen = {name: augment(getattr(batch, name), generator) for name in ("frames_a", "frames_b", "frames_actor") if getattr(batch, name) is not None}
-        batch = PairBatch(**{**batch.__dict__, **seen})
+        batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
         loss, logs = replicated(batch)
         if not torch.isfinite(loss):
             raise RewardModelError(f"the loss became {loss.item()} at step {step} (batch strategies {sorted(set(batch.strategies))}, logs {logs}); lower --lr or check the data")

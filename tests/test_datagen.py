@@ -114,18 +114,3 @@ def test_normal_runs_hide_ffmpeg_chatter_and_verbose_shows_it(tmp_path: Path) ->
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "moov atom" in loud.stderr and "Svt[info]" in loud.stderr  # FFmpeg's muxer and the AV1 encoder
     assert "moov atom" not in quiet.stderr and "Svt[info]" not in quiet.stderr and "Map:" not in quiet.stderr
-
-
-def test_runs_of_another_tasks_expert_name_that_expert_when_loaded_for_training(tmp_path: Path) -> None:
-    from curate.rm_data import load_trajectories
-    from policies.metaworld_sim import task_descriptions
-    from policies.recipes import acting_task
-
-    manifest = generate(DatagenConfig(out=tmp_path / "mw", **(SHORT | {"recipes": ("expert", "other-task")})))
-    other = acting_task(manifest["episodes"][1]["recipe"])
-    assert other in task_descriptions() and other != "reach" and acting_task("gaussian:0.5") is None
-    trajectories = load_trajectories(tmp_path / "mw", 16)
-    assert [t.actor for t in trajectories] == ["", "", task_descriptions()[other], task_descriptions()[other]]  # two cameras each
-    (tmp_path / "mw" / MANIFEST).write_text("{not json")
-    with pytest.raises(CurateError, match="not a readable curate datagen manifest"):
-        load_trajectories(tmp_path / "mw", 16)

@@ -2,7 +2,6 @@
 that uses match and progress: on tiny models, through the paths users run."""
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -16,11 +15,9 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.index import Index, ScoreRow
 from rewardmodel.config import CurateRewardConfig
-from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import match_loss
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import PairSampler
-from rewardmodel.records import Trajectory
 from rewardmodel.train import TrainConfig, train
 
 runner = CliRunner()
@@ -173,37 +170,3 @@ def test_a_version_1_index_is_read_and_migrated(tiny_dataset: Path, tmp_path: Pa
     db = duckdb.connect(str(index), read_only=True)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     db.close()
-
-
-def wrong_actor(seed: int = 5) -> Trajectory:
-    """A failed run in the drawer scene where the button task's expert acted (curate datagen's other-task recipe)."""
-    return replace(trajectory("open the drawer", "failure", seed=seed), actor="press the button")
-
-
-def test_failed_runs_of_another_tasks_expert_are_match_negatives_under_every_instruction_and_their_experts() -> None:
-    only_match = dict(progress_weight=0.0, success_weight=0.0, preference_weight=0.0, rank_weight=0.0, dropout=0.0)
-    batch = PairSampler([*pool(), wrong_actor()], 4, RATIOS, seed=0, actor_negatives=3).batch(4)
-    assert batch.frames_actor.shape == (3, 4, 16, 16, 3) and batch.actors == ["press the button"] * 3
-    assert PairSampler([*pool(), wrong_actor()], 4, RATIOS, seed=0).batch(4).frames_actor is None  # off by default
-    model = CurateRewardModel(CurateRewardConfig(**TINY, match_weight=1.0, **only_match)).eval()
-    loss, _ = model(batch)
-    # by hand: the chosen runs against the batch's instructions and the acting experts' ones; the wrong-actor runs
-    # match none of them, not even the scene's own task ("open the drawer") or the expert's ("press the button")
-    better = batch.a_is_better.bool().view(-1, 1, 1, 1, 1)
-    chosen = model.backbone.match_summary(model.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
-    videos = torch.cat([chosen, model.backbone.match_summary(model.prepare(batch.frames_actor))])
-    columns = batch.tasks + batch.actors
-    same = torch.tensor([[row == column for column in columns] for row in batch.tasks] + [[False] * len(columns)] * 3)
-    expected = match_loss(model.match(videos, model._text(batch.instructions + batch.actors)), same)
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    with pytest.raises(RewardModelError, match="another task's expert acted"):
-        PairSampler(pool(), 4, RATIOS, seed=0, actor_negatives=2)
-
-
-def test_training_with_actor_negatives_augments_them_and_the_cli_refuses_data_that_has_none(tiny_dataset: Path, tmp_path: Path) -> None:
-    _, history = train([*pool(), wrong_actor()], CurateRewardConfig(**TINY, match_weight=1.0), TrainConfig(steps=2, batch_size=4, actor_negatives=2))
-    assert all(np.isfinite(logs["match"]) for logs in history)
-    out = tmp_path / "rm"
-    args = ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "2", "--image-size", "16", "--frames", "4", "--actor-negatives", "2"]
-    result = runner.invoke(app, args)
-    assert result.exit_code != 0 and "another task's expert acted" in result.output and not out.exists()
