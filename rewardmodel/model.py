@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
 from rewardmodel import losses
-from rewardmodel.backbones import make_backbone
+from rewardmodel.backbones import make_backbone, summary_size
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.heads import Heads, MatchHead
@@ -35,7 +35,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         self.members = None
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
-        self.match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
+        self.match = MatchHead(summary_size(self.backbone.hidden_size, config.match_summary), config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
 
     def _text(self, instructions: list[str]) -> Tensor:
         from rewardmodel.text import shared_encoder

@@ -86,6 +86,28 @@ def test_a_match_head_with_its_own_cnn_round_trips_and_scores_densely_as_in_one_
     assert torch.allclose(dense_match, match, atol=1e-5)
 
 
+@pytest.mark.parametrize("source", ["shared", "own"])
+def test_a_mean_only_match_summary_ignores_frame_order_round_trips_and_scores_densely_as_in_one_pass(tmp_path: Path, source: str) -> None:
+    config = CurateRewardConfig(**TINY, match_weight=1.0, match_source=source, match_summary="mean")
+    model, _ = train(pool(), config, TrainConfig(steps=2, batch_size=4))
+    model.save_pretrained(tmp_path / "rm")
+    loaded = load_model(tmp_path / "rm").eval()
+    assert loaded.config.match_summary == "mean" and loaded.match.video[0].in_features == loaded.backbone.hidden_size
+    frames = torch.from_numpy(pool()[0].frames[:4])
+    instructions = ["open the drawer", "press the button"]
+    with torch.inference_mode():
+        forward = loaded.predict_all(frames.unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)[2]
+        backward = loaded.predict_all(frames.flip(0).unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)[2]
+        dense = loaded.predict_grids(frames, [np.arange(t + 1) for t in range(4)], instructions)[2]
+    assert torch.allclose(forward, backward, atol=1e-5)  # the mean alone cannot see which way the frames run
+    assert torch.allclose(dense, forward, atol=1e-5)
+
+
+def test_an_unknown_match_summary_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown match_summary 'last'; valid: mean-change, mean"):
+        CurateRewardConfig(match_summary="last")
+
+
 def test_an_unknown_match_source_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown match_source 'mine'; valid: shared, own"):
         CurateRewardConfig(match_source="mine")
