@@ -1,9 +1,10 @@
 """What limits the match head? Its instruction AUC (rewardmodel/evaluate.py) on one dataset's successes, as they are and
-with every trajectory's colours shifted, mirrored or its colour channels permuted; and, given several models (seeds of
-one recipe), with their match probabilities averaged. Run it on the training set and on the ID set: if shifted
-colours or a mirror image cost the training episodes much AUC, the head knows its episodes by those rather than by
-their tasks; if averaging seeds lifts the ID AUC much, its error is seed variance rather than what its features can
-tell apart (docs/rewardmodel.md has both runs).
+with every trajectory's colours shifted, mirrored, reversed in time, reduced to its first frame or its colour
+channels permuted; and, given several models (seeds of one recipe), with their match probabilities averaged. Run it
+on the training set and on the ID set: if shifted colours or a mirror image cost the training episodes much AUC, the
+head knows its episodes by those rather than by their tasks; if averaging seeds lifts the ID AUC much, its error is
+seed variance rather than what its features can tell apart; what reversing the frames or keeping only the first
+costs says how much it reads what changed rather than the scene (docs/rewardmodel.md has the runs).
 
     python benchmarks/match_diagnostics.py --model data/rm_L8k_s0 --dataset data/rm_train_rand --limit 400
     python benchmarks/match_diagnostics.py --model data/rm_L8k_s0 --model data/rm_L8k_s1 --model data/rm_L8k_s2
@@ -36,6 +37,8 @@ VARIANTS: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
     "as they are": lambda: lambda frames: frames,
     "colours shifted (x0.6-1.4 per channel)": lambda: colour_shift(0),
     "mirrored": lambda: lambda frames: frames[:, :, ::-1].copy(),
+    "reversed in time": lambda: lambda frames: frames[::-1].copy(),
+    "first frame only": lambda: lambda frames: np.repeat(frames[:1], len(frames), 0),
     "colour channels permuted (RGB -> BRG)": lambda: lambda frames: frames[..., [2, 0, 1]].copy(),
 }
 
