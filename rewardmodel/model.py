@@ -139,6 +139,8 @@ class CurateRewardModel(PreTrainedRewardModel):
                 chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
             else:
                 chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
+            if c.match_change_dropout > 0:
+                chosen = self._drop_change(chosen, c.match_change_dropout)
             logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
             same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
@@ -146,6 +148,13 @@ class CurateRewardModel(PreTrainedRewardModel):
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
+
+    @staticmethod
+    def _drop_change(summary: Tensor, share: float) -> Tensor:
+        """(B, 2H) mean-change summaries with the change half zeroed in a random `share` of the rows."""
+        half = summary.shape[1] // 2
+        keep = (torch.rand(summary.shape[0], 1, device=summary.device) >= share).to(summary.dtype)
+        return torch.cat([summary[:, :half], summary[:, half:] * keep], 1)
 
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:

@@ -103,6 +103,27 @@ def test_a_mean_only_match_summary_ignores_frame_order_round_trips_and_scores_de
     assert torch.allclose(dense, forward, atol=1e-5)
 
 
+def test_change_dropout_zeroes_the_change_half_of_about_its_share_of_rows_and_only_there() -> None:
+    torch.manual_seed(0)
+    summary = torch.randn(4000, 6) + 5  # no zeros of its own
+    dropped = CurateRewardModel._drop_change(summary, 0.3)
+    assert torch.equal(dropped[:, :3], summary[:, :3])
+    zeroed = (dropped[:, 3:] == 0).all(1)
+    assert torch.equal(dropped[~zeroed], summary[~zeroed])
+    assert 0.27 < zeroed.float().mean().item() < 0.33
+
+
+def test_a_model_with_change_dropout_trains_and_round_trips(tmp_path: Path) -> None:
+    model, history = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_change_dropout=0.5), TrainConfig(steps=2, batch_size=4))
+    assert all(np.isfinite(logs["match"]) for logs in history)
+    model.save_pretrained(tmp_path / "rm")
+    assert load_model(tmp_path / "rm").config.match_change_dropout == 0.5
+    with pytest.raises(ValueError, match="match_change_dropout needs match_summary 'mean-change'"):
+        CurateRewardConfig(match_change_dropout=0.5, match_summary="mean")
+    with pytest.raises(ValueError, match=r"match_change_dropout must be in \[0, 1\), got 1.0"):
+        CurateRewardConfig(match_change_dropout=1.0)
+
+
 def test_an_unknown_match_summary_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown match_summary 'last'; valid: mean-change, mean"):
         CurateRewardConfig(match_summary="last")
