@@ -388,8 +388,6 @@ def rm_train(
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
     match_weight: Annotated[float, typer.Option(help="Weight of the match head's in-batch loss (0: no match head).")] = 1.0,
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
-    match_summary: Annotated[str, typer.Option(help="The match head's summary of the frames: mean-change (their mean and last minus first) or mean (docs/rewardmodel.md).")] = "mean-change",
-    match_change_dropout: Annotated[float, typer.Option(help="In training, the share of rows whose change term the match head does not see (docs/rewardmodel.md).")] = 0.0,
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
@@ -401,7 +399,7 @@ def rm_train(
 
     from curate.reward_runs import model_config, train_model
 
-    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, match_summary, match_change_dropout)
+    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves

@@ -29,14 +29,14 @@ def load_many(datasets: Sequence[str | Path], image_size: int, cameras: Sequence
     return trajectories
 
 
-def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared", match_summary: str = "mean-change", match_change_dropout: float = 0.0) -> CurateRewardConfig:
+def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared") -> CurateRewardConfig:
     """`curate rm train`'s model settings: the backbone and sizes, with the ablation's loss weights."""
     from rewardmodel.config import ABLATIONS
 
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
     try:
-        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, match_summary=match_summary, match_change_dropout=match_change_dropout, **{"match_weight": match_weight} | ABLATIONS[ablation])
+        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
 

@@ -37,23 +37,15 @@ class BackboneOutput:
     frames_a: Tensor  # (B, T, H) one state per frame of trajectory A
     frames_b: Tensor | None  # (B, T, H) for pairs
     preference: Tensor | None  # (B, H) for pairs
-    # (B, 2H) or (B, H) (`summarise`) what each trajectory shows, seen without the instruction (backbones with `video_summary` only): the
+    # (B, 2H) what each trajectory shows, seen without the instruction (backbones with `video_summary` only): the
     # match head compares it with any instruction, so one pass tells how well every instruction fits
     video_a: Tensor | None = None
     video_b: Tensor | None = None
 
 
-def summarise(features: Tensor, how: str = "mean-change") -> Tensor:
-    """(B, T, H) per-frame features -> (B, 2H): their mean (what is there) and last minus first (what changed); or
-    (B, H), their mean alone (how="mean")."""
-    if how == "mean":
-        return features.mean(1)
+def summarise(features: Tensor) -> Tensor:
+    """(B, T, H) per-frame features -> (B, 2H): their mean (what is there) and last minus first (what changed)."""
     return torch.cat([features.mean(1), features[:, -1] - features[:, 0]], -1)
-
-
-def summary_size(hidden: int, how: str) -> int:
-    """The width of `summarise(features, how)` for features of width `hidden`."""
-    return hidden if how == "mean" else 2 * hidden
 
 
 class Backbone(nn.Module):
@@ -145,9 +137,9 @@ class CompactBackbone(Backbone):
         return encoder(frames.flatten(0, 1)).view(b, t, -1)
 
     def match_summary(self, frames: Tensor) -> Tensor:
-        """(B, T, 3, S, S) -> the match head's input (`summarise`) from its own CNN (match_source "own")."""
+        """(B, T, 3, S, S) -> (B, 2H): the match head's input from its own CNN (match_source "own")."""
         assert self.match_frames is not None, "match_summary needs match_source 'own'"
-        return summarise(self._per_frame(self.match_frames, frames), self.config.match_summary)
+        return summarise(self._per_frame(self.match_frames, frames))
 
     def _tokens(self, features: Tensor, kind: int) -> Tensor:
         positions = self.position(torch.arange(features.shape[1], device=features.device))
@@ -179,10 +171,10 @@ class CompactBackbone(Backbone):
             parts += [special[:, :1], self._tokens(features_b, 3), special[:, 1:]]
         mask = layout_mask(t_a, t_b).to(features_a.device)
         hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
-        video_a = None if match_a is None else summarise(match_a, self.config.match_summary)
+        video_a = None if match_a is None else summarise(match_a)
         if features_b is None:
             return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a)
-        video_b = None if match_b is None else summarise(match_b, self.config.match_summary)
+        video_b = None if match_b is None else summarise(match_b)
         return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, video_b)
 
 

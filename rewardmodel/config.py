@@ -9,8 +9,6 @@ from rewardmodel.text import PACKAGED_TEXT_ENCODER
 
 MODEL_TYPE = "curate_robometer"
 MATCH_SOURCES = ("shared", "own")
-# how the match head summarises a trajectory's per-frame features (backbones.summarise)
-MATCH_SUMMARIES = ("mean-change", "mean")
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
@@ -49,12 +47,6 @@ class CurateRewardConfig(RewardModelConfig):
     # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
     # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
     match_source: str = "shared"
-    # its summary of the frames: their mean and last minus first ("mean-change", the shipped model), or the mean
-    # alone, so that the order of the frames (the arm's path) cannot tell the task (docs/rewardmodel.md)
-    match_summary: str = "mean-change"
-    # in training, the share of rows whose change term (last minus first) the match head sees as zeros, so that it
-    # must also tell tasks apart from what is in the frames alone (docs/rewardmodel.md); 0 for the shipped model
-    match_change_dropout: float = 0.0
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
@@ -78,12 +70,6 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
-        if self.match_summary not in MATCH_SUMMARIES:
-            raise ValueError(f"unknown match_summary {self.match_summary!r}; valid: {', '.join(MATCH_SUMMARIES)}")
-        if not 0 <= self.match_change_dropout < 1:
-            raise ValueError(f"match_change_dropout must be in [0, 1), got {self.match_change_dropout}")
-        if self.match_change_dropout > 0 and self.match_summary != "mean-change":
-            raise ValueError("match_change_dropout needs match_summary 'mean-change': the mean alone has no change term to drop")
         if self.members < 1:
             raise ValueError(f"members must be at least 1, got {self.members}")
         if self.match_weight > 0 and not BACKBONES[self.backbone].video_summary:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
 from rewardmodel import losses
-from rewardmodel.backbones import make_backbone, summary_size
+from rewardmodel.backbones import make_backbone
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.heads import Heads, MatchHead
@@ -35,7 +35,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         self.members = None
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
-        self.match = MatchHead(summary_size(self.backbone.hidden_size, config.match_summary), config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
+        self.match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
 
     def _text(self, instructions: list[str]) -> Tensor:
         from rewardmodel.text import shared_encoder
@@ -139,8 +139,6 @@ class CurateRewardModel(PreTrainedRewardModel):
                 chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
             else:
                 chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
-            if c.match_change_dropout > 0:
-                chosen = self._drop_change(chosen, c.match_change_dropout)
             logits = self.match(chosen, self._text(batch.instructions))
             tasks = batch.tasks or batch.instructions
             same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
@@ -148,13 +146,6 @@ class CurateRewardModel(PreTrainedRewardModel):
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
-
-    @staticmethod
-    def _drop_change(summary: Tensor, share: float) -> Tensor:
-        """(B, 2H) mean-change summaries with the change half zeroed in a random `share` of the rows."""
-        half = summary.shape[1] // 2
-        keep = (torch.rand(summary.shape[0], 1, device=summary.device) >= share).to(summary.dtype)
-        return torch.cat([summary[:, :half], summary[:, half:] * keep], 1)
 
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:

@@ -86,49 +86,6 @@ def test_a_match_head_with_its_own_cnn_round_trips_and_scores_densely_as_in_one_
     assert torch.allclose(dense_match, match, atol=1e-5)
 
 
-@pytest.mark.parametrize("source", ["shared", "own"])
-def test_a_mean_only_match_summary_ignores_frame_order_round_trips_and_scores_densely_as_in_one_pass(tmp_path: Path, source: str) -> None:
-    config = CurateRewardConfig(**TINY, match_weight=1.0, match_source=source, match_summary="mean")
-    model, _ = train(pool(), config, TrainConfig(steps=2, batch_size=4))
-    model.save_pretrained(tmp_path / "rm")
-    loaded = load_model(tmp_path / "rm").eval()
-    assert loaded.config.match_summary == "mean" and loaded.match.video[0].in_features == loaded.backbone.hidden_size
-    frames = torch.from_numpy(pool()[0].frames[:4])
-    instructions = ["open the drawer", "press the button"]
-    with torch.inference_mode():
-        forward = loaded.predict_all(frames.unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)[2]
-        backward = loaded.predict_all(frames.flip(0).unsqueeze(0).expand(2, -1, -1, -1, -1), instructions)[2]
-        dense = loaded.predict_grids(frames, [np.arange(t + 1) for t in range(4)], instructions)[2]
-    assert torch.allclose(forward, backward, atol=1e-5)  # the mean alone cannot see which way the frames run
-    assert torch.allclose(dense, forward, atol=1e-5)
-
-
-def test_change_dropout_zeroes_the_change_half_of_about_its_share_of_rows_and_only_there() -> None:
-    torch.manual_seed(0)
-    summary = torch.randn(4000, 6) + 5  # no zeros of its own
-    dropped = CurateRewardModel._drop_change(summary, 0.3)
-    assert torch.equal(dropped[:, :3], summary[:, :3])
-    zeroed = (dropped[:, 3:] == 0).all(1)
-    assert torch.equal(dropped[~zeroed], summary[~zeroed])
-    assert 0.27 < zeroed.float().mean().item() < 0.33
-
-
-def test_a_model_with_change_dropout_trains_and_round_trips(tmp_path: Path) -> None:
-    model, history = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_change_dropout=0.5), TrainConfig(steps=2, batch_size=4))
-    assert all(np.isfinite(logs["match"]) for logs in history)
-    model.save_pretrained(tmp_path / "rm")
-    assert load_model(tmp_path / "rm").config.match_change_dropout == 0.5
-    with pytest.raises(ValueError, match="match_change_dropout needs match_summary 'mean-change'"):
-        CurateRewardConfig(match_change_dropout=0.5, match_summary="mean")
-    with pytest.raises(ValueError, match=r"match_change_dropout must be in \[0, 1\), got 1.0"):
-        CurateRewardConfig(match_change_dropout=1.0)
-
-
-def test_an_unknown_match_summary_names_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="unknown match_summary 'last'; valid: mean-change, mean"):
-        CurateRewardConfig(match_summary="last")
-
-
 def test_an_unknown_match_source_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown match_source 'mine'; valid: shared, own"):
         CurateRewardConfig(match_source="mine")
