@@ -1,6 +1,8 @@
 """The demo's question on a larger pool recorded the way `make demo` records (corner2 at 96 px, a view and size no
-training set has, fixed scene): does `curate filter --instruction "Open a drawer" --top-k 4 --min-match 0.85` export
-only successful drawer openings, and how far apart does each model put drawer and door openings?
+training set has, fixed scene): do the demo filter's rank and match bar (`curate filter --instruction "Open a drawer"
+--top-k 4 --min-match 0.85`) export only successful drawer openings, and how far apart does each model put drawer and
+door openings? The demo's success bar (`--min-success 0.5`) is left out: this pool asks whether match alone tells
+drawer openings from door openings.
 
     curate datagen metaworld --tasks drawer-open,door-open,drawer-close,door-close,window-open,button-press,reach \
         --episodes-per-task 12 --stride 4 --cameras corner2 --seed 11 --out data/demo_view_check
