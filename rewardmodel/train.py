@@ -57,13 +57,13 @@ def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     zoom = uniform(0.85, 1.15)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos * flip, -sin, uniform(-0.25, 0.25)], 1), torch.stack([sin * flip, cos, uniform(-0.25, 0.25)], 1)], 1)
-    grid = torch.nn.functional.affine_grid(theta.repeat_interleave(t, 0), [b * t, c, h, w], align_corners=False)
+    grid = torch.nn.functional.affine_grid(theta, [b, c, h, w], align_corners=False).repeat_interleave(t, 0)  # one per trajectory
     x = frames.flatten(0, 1).permute(0, 3, 1, 2).float()
     out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).view(b, t, c, h, w)
     gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.9, 1.1, 1, c, 1, 1)  # contrast, and colour per channel
     bias = uniform(-20, 20, 1, 1, 1, 1)
-    out = (out - 128) * gain + 128 + bias
-    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
+    out.sub_(128).mul_(gain).add_(128).add_(bias)  # (out - 128) * gain + 128 + bias, in place
+    return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
 
 
 def train(
