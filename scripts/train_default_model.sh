@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # Reproduces the shipped reward model (rewardmodel/checkpoints/default): generates the MetaWorld training data (the 34
-# train tasks of docs/design.md, 20 episodes each across the quality recipes, two random camera poses per episode and
-# randomised lights and colours, 64 px) and trains the compact backbone on it with the match head and training
-# paraphrases (the `curate rm train` defaults), 8,000 steps of 16 pairs. About 42 minutes of generation and 60 of
-# training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the
-# ablation the benchmark compares against.
-# One torch thread: on this 2-core machine it trained 22 pairs/s against 11 with two (oversubscription).
+# train tasks of docs/design.md at 64 px with randomised lights and colours: 20 episodes per task across the quality
+# recipes, each seen by six random camera poses; then 30 more expert episodes and 10 more noisy, stalled or random
+# ones per task, each seen by three) and trains the compact backbone on it with the match head and training
+# paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
+# failed or suboptimal run of the same task. About 95 minutes of generation and 56 of training on a 2-core CPU
+# (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the ablation the benchmark compares
+# against.
+# One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-rewardmodel/checkpoints/default}
 RECIPES=expert,expert,gaussian:0.3,gaussian:0.5,gaussian:1.0,stall:20,stall:50,random-actions:0.5,other-task,uniform
-if [ ! -d data/rm_train_rand ]; then
-  .venv/bin/curate datagen metaworld --tasks train --episodes-per-task 20 --stride 4 --size 64 --recipes "$RECIPES" \
-    --cameras v0:random,v1:random --randomise-scene --workers 2 --seed 0 --view-seed 0 --out data/rm_train_rand
+GEN=(.venv/bin/curate datagen metaworld --tasks train --stride 4 --size 64 --randomise-scene --workers 2 --view-seed 0)
+if [ ! -d data/rm_train_rand6 ]; then
+  "${GEN[@]}" --episodes-per-task 20 --recipes "$RECIPES" --seed 0 --out data/rm_train_rand6 \
+    --cameras v0:random,v1:random,v2:random,v3:random,v4:random,v5:random
 fi
-.venv/bin/curate rm train --dataset data/rm_train_rand --out "$OUT" --steps 8000 --batch-size 16 --seed 0 --threads 1 \
-  --eval-every 100000 --overwrite "$@"
+if [ ! -d data/rm_train_expert3 ]; then
+  "${GEN[@]}" --episodes-per-task 10 --recipes expert --seed 7 --out data/rm_train_expert3 --cameras v0:random,v1:random,v2:random
+fi
+if [ ! -d data/rm_train_expert3b ]; then
+  "${GEN[@]}" --episodes-per-task 20 --recipes expert --seed 8 --out data/rm_train_expert3b --cameras v0:random,v1:random,v2:random
+fi
+if [ ! -d data/rm_train_fail3 ]; then
+  "${GEN[@]}" --episodes-per-task 10 --recipes gaussian:0.5,gaussian:1.0,stall:20,stall:50,random-actions:0.5 --seed 9 \
+    --out data/rm_train_fail3 --cameras v0:random,v1:random,v2:random
+fi
+.venv/bin/curate rm train --dataset data/rm_train_rand6 --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
+  --dataset data/rm_train_fail3 --out "$OUT" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
+  --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --overwrite "$@"
