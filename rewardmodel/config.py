@@ -50,6 +50,9 @@ class CurateRewardConfig(RewardModelConfig):
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
+    # average every prediction over the frames and their mirror image (test-time augmentation). `curate rm train`
+    # sets it, as its augmentation mirrors half the frames; checkpoints saved before it existed score one view
+    mirror_average: bool = False
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:

@@ -59,11 +59,19 @@ class CurateRewardModel(PreTrainedRewardModel):
         progress, success, _ = self.predict_all(frames, instructions)
         return progress, success
 
+    def views(self, frames: Tensor) -> tuple[Tensor, ...]:
+        """The frames, and with `mirror_average` also their mirror image (width is the second-last axis): every
+        prediction is the mean over these."""
+        return (frames, frames.flip(-2)) if self.config.mirror_average else (frames,)
+
     def predict_all(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
-        task (None without a match head), from one pass."""
+        task (None without a match head), each the mean over `views`."""
         if self.members is not None:
             return _mean(m.predict_all(frames, instructions) for m in self.members)
+        return _mean(self._predict_view(view, instructions) for view in self.views(frames))
+
+    def _predict_view(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
         out = self.backbone(self.prepare(frames), instructions)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
         success = torch.sigmoid(self.heads.success(out.frames_a).squeeze(-1))
@@ -79,6 +87,9 @@ class CurateRewardModel(PreTrainedRewardModel):
         head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
         if self.members is not None:
             return _mean(m.predict_grids(frames, grids, instructions, chunk) for m in self.members)
+        return _mean(self._predict_grids_view(view, grids, instructions, chunk) for view in self.views(frames))
+
+    def _predict_grids_view(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int) -> tuple[Tensor, Tensor, Tensor | None]:
         encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0]) for s in range(0, len(frames), chunk)])
         n = len(instructions)
         progress, success = torch.empty(n, len(grids)), torch.empty(n, len(grids))
@@ -152,8 +163,8 @@ class CurateRewardModel(PreTrainedRewardModel):
         """P(A is better than B) from the preference head, (B,)."""
         if self.members is not None:
             return torch.stack([m.preference_probability(frames_a, frames_b, instructions) for m in self.members]).mean(0)
-        out = self.backbone(self.prepare(frames_a), instructions, self.prepare(frames_b))
-        return torch.sigmoid(self.heads.preference(out.preference).squeeze(-1))
+        views = zip(self.views(frames_a), self.views(frames_b), strict=True)
+        return torch.stack([torch.sigmoid(self.heads.preference(self.backbone(self.prepare(a), instructions, self.prepare(b)).preference).squeeze(-1)) for a, b in views]).mean(0)
 
 
 def _mean(outputs: Iterable[tuple[Tensor | None, ...]]) -> tuple[Tensor | None, ...]:

@@ -4,8 +4,9 @@
 # recipes, each seen by six random camera poses; then 30 more expert episodes and 10 more noisy, stalled or random
 # ones per task, each seen by three) and trains the compact backbone on it with the match head and training
 # paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
-# failed or suboptimal run of the same task. About 95 minutes of generation and 56 of training on a 2-core CPU
-# (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the ablation the benchmark compares
+# failed or suboptimal run of the same task, scoring one view (averaging with the mirror image, `curate rm train`'s
+# default, lets the door episode 22 into the demo's export with these weights). About 95 minutes of generation and
+# 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the ablation the benchmark compares
 # against.
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
@@ -29,4 +30,4 @@ if [ ! -d data/rm_train_fail3 ]; then
 fi
 .venv/bin/curate rm train --dataset data/rm_train_rand6 --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
   --dataset data/rm_train_fail3 --out "$OUT" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
-  --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --overwrite "$@"
+  --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --no-mirror-average --overwrite "$@"

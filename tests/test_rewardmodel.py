@@ -284,3 +284,25 @@ def test_qwen3vl_backbone_trains_the_full_loss_and_round_trips(tmp_path: Path) -
 def test_unknown_backbone_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="unknown backbone 'vit'; valid backbones: compact, qwen3vl"):
         CurateRewardConfig(backbone="vit")
+
+
+def test_mirror_average_is_the_mean_over_the_clip_and_its_mirror_in_every_output(tmp_path: Path) -> None:
+    model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0), TrainConfig(steps=2, batch_size=4, seed=0))
+    model.save_pretrained(tmp_path / "one")
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert config["mirror_average"] is False  # the config's default, as in checkpoints saved before the field existed
+    model.config.mirror_average = True
+    model.save_pretrained(tmp_path / "both")
+    one, both = load_model(tmp_path / "one"), load_model(tmp_path / "both")
+    frames = torch.from_numpy(np.stack([t.frames[:4] for t in pool()[:3]]))
+    mirrored = frames.flip(-2)  # (B, T, H, W, 3): left and right swapped
+    assert not torch.equal(frames, mirrored)
+    instructions = ["open the drawer", "press the button", "open the drawer"]
+    with torch.inference_mode():
+        for averaged, x, y in zip(both.predict_all(frames, instructions), one.predict_all(frames, instructions), one.predict_all(mirrored, instructions), strict=True):
+            assert torch.allclose(averaged, (x + y) / 2, atol=1e-6) and not torch.allclose(x, y, atol=1e-6)
+        grids = [np.arange(t + 1) for t in range(4)]
+        for averaged, x, y in zip(both.predict_grids(frames[0], grids, instructions[:2]), one.predict_grids(frames[0], grids, instructions[:2]), one.predict_grids(mirrored[0], grids, instructions[:2]), strict=True):
+            assert torch.allclose(averaged, (x + y) / 2, atol=1e-6)
+        mean = (one.preference_probability(frames[:1], frames[1:2], ["x"]) + one.preference_probability(mirrored[:1], mirrored[1:2], ["x"])) / 2
+        assert torch.allclose(both.preference_probability(frames[:1], frames[1:2], ["x"]), mean, atol=1e-6)
