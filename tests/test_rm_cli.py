@@ -1,8 +1,10 @@
 """`curate rm train` and `curate rm eval` on a tiny LeRobot dataset, through the CLI users run."""
 
 import json
+import shutil
 from pathlib import Path
 
+import duckdb
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -16,6 +18,7 @@ def test_rm_train_then_eval_by_task(tiny_dataset: Path, tmp_path: Path) -> None:
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "training.json", "training_curves.png", ".curate_output.json"}
     log = json.loads((out / "training.json").read_text())
     assert log["trajectories"] == 8  # 4 episodes x 2 cameras
+    assert json.loads((out / "config.json").read_text())["mirror_average"] is True  # the default; --no-mirror-average: one view
     assert [h["step"] for h in log["history"]] == [1.0, 2.0]
 
     result = CliRunner().invoke(app, ["rm", "eval", str(tiny_dataset), "--model", str(out), "--camera", "side", "--frames", "4", "--json"])
@@ -27,6 +30,20 @@ def test_rm_train_then_eval_by_task(tiny_dataset: Path, tmp_path: Path) -> None:
 
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "already exists; choose another path or pass --overwrite" in again.output
+
+    # the same weights scored on one view (a folder of the same name) are another model to the index: no mixing
+    one_view = tmp_path / "one_view" / "rm"
+    shutil.copytree(out, one_view)
+    config = json.loads((one_view / "config.json").read_text())
+    (one_view / "config.json").write_text(json.dumps(config | {"mirror_average": False}))
+    index = tmp_path / "i.duckdb"
+    for model in (out, one_view):
+        scored = CliRunner().invoke(app, ["score", str(tiny_dataset), "--index", str(index), "--model", str(model), "--frames", "4"])
+        assert scored.exit_code == 0, scored.output
+    with duckdb.connect(str(index), read_only=True) as db:
+        by_model = dict(db.execute("SELECT model, list(final_progress ORDER BY episode_index) FROM scores GROUP BY model").fetchall())
+    plain = next(m for m in by_model if not m.endswith("+mirror"))
+    assert set(by_model) == {plain, plain + "+mirror"} and len(by_model[plain]) == len(by_model[plain + "+mirror"]) == 4
 
 
 def test_rm_eval_rejects_a_missing_model_and_an_unknown_ablation(tiny_dataset: Path, tmp_path: Path) -> None:
