@@ -51,7 +51,8 @@ class CurateRewardConfig(RewardModelConfig):
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
     # average every prediction over the frames and their mirror image (test-time augmentation). `curate rm train`
-    # sets it, as its augmentation mirrors half the frames; checkpoints saved before it existed score one view
+    # sets it unless --no-mirror-average, as its augmentation mirrors half the clips; checkpoints saved before the
+    # field existed, and the shipped default, score one view
     mirror_average: bool = False
     device: str | None = "cpu"
 

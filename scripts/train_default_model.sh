@@ -6,8 +6,8 @@
 # paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
 # failed or suboptimal run of the same task, scoring one view (averaging with the mirror image, `curate rm train`'s
 # default, lets the door episode 22 into the demo's export with these weights). About 95 minutes of generation and
-# 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the ablation the benchmark compares
-# against.
+# 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the
+# ablation the benchmark compares against.
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
