@@ -59,16 +59,16 @@ def model_id(name: str, digest: str) -> str:
     return f"{name}@{digest[:12]}"
 
 
-def curate_model_id(path: Path, name: str) -> str:
-    """A curate checkpoint's NAME@HASH12 (HASH of its weights), + `+mirror` when its config averages each clip with
-    its mirror image: the same weights scored that way give other scores, which must not mix in the index."""
-    mirror = json.loads((path / "config.json").read_text()).get("mirror_average", False)
-    return model_id(name, provenance.file_sha256(path / "model.safetensors")) + ("+mirror" if mirror else "")
+def curate_model_id(name: str, digest: str, config: dict) -> str:
+    """A curate checkpoint's NAME@HASH12, + `+mirror` when its config averages each clip with its mirror image: the
+    same weights scored that way give other scores, which must not mix in the index."""
+    return model_id(name, digest) + ("+mirror" if config.get("mirror_average", False) else "")
 
 
 def shipped_model_id() -> str:
     """The index's name for the shipped default model."""
-    return curate_model_id(DEFAULT_CHECKPOINT, "default")
+    config = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())
+    return curate_model_id("default", provenance.file_sha256(DEFAULT_CHECKPOINT / "model.safetensors"), config)
 
 
 def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:
@@ -104,7 +104,7 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
         return reward_model.predict_grids(frames, grids, instructions)
 
     config = json.loads((path / "config.json").read_text())
-    return Scorer(curate_model_id(path, name), MODEL_TYPE, str(path.resolve()), digest, config, score, dense)
+    return Scorer(curate_model_id(name, digest, config), MODEL_TYPE, str(path.resolve()), digest, config, score, dense)
 
 
 def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer:

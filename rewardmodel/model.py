@@ -164,7 +164,11 @@ class CurateRewardModel(PreTrainedRewardModel):
         if self.members is not None:
             return torch.stack([m.preference_probability(frames_a, frames_b, instructions) for m in self.members]).mean(0)
         views = zip(self.views(frames_a), self.views(frames_b), strict=True)
-        return torch.stack([torch.sigmoid(self.heads.preference(self.backbone(self.prepare(a), instructions, self.prepare(b)).preference).squeeze(-1)) for a, b in views]).mean(0)
+        return torch.stack([self._preference_view(a, b, instructions) for a, b in views]).mean(0)
+
+    def _preference_view(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:
+        out = self.backbone(self.prepare(frames_a), instructions, self.prepare(frames_b))
+        return torch.sigmoid(self.heads.preference(out.preference).squeeze(-1))
 
 
 def _mean(outputs: Iterable[tuple[Tensor | None, ...]]) -> tuple[Tensor | None, ...]:
