@@ -93,7 +93,7 @@ def summary(per_seed: list[dict]) -> dict:
 
 def main(
     recipe: Annotated[list[str], typer.Option(help="NAME=DIR[,DIR...]: a recipe's models, one per training seed (repeatable).")],
-    id_dataset: Annotated[Path, typer.Option("--id", help="Train tasks, new seeds, the training view distribution.")] = Path("data/rm_eval_id"),
+    id_dataset: Annotated[list[Path] | None, typer.Option("--id", help="Train tasks, new seeds, the training view distribution (repeatable: the sets are pooled; default data/rm_eval_id).")] = None,
     view: Annotated[Path, typer.Option(help="Train tasks from evaluation views, never trained on.")] = Path("data/rm_eval_view"),
     heldout: Annotated[Path, typer.Option(help="Held-out tasks, new seeds.")] = Path("data/rm_eval_heldout"),
     siglip: Annotated[str | None, typer.Option(help="A SigLIP folder or hub id for the similarity baseline (e.g. one from curate retrieve train).")] = None,
@@ -108,8 +108,8 @@ def main(
     chosen = [s.strip() for s in splits.split(",") if s.strip()]
     if not chosen or set(chosen) - set(SPLITS):
         raise typer.BadParameter(f"unknown split in {splits!r}; valid: {', '.join(SPLITS)}", param_hint="--splits")
-    sources = {"ID": id_dataset, "OOD-view": view, "OOD-task": heldout}
-    data = {name: load_trajectories(path, size, None, frame_stride=1) for name, path in sources.items() if name in {SPLITS[s][0] for s in chosen}}
+    sources = {"ID": id_dataset or [Path("data/rm_eval_id")], "OOD-view": [view], "OOD-task": [heldout]}
+    data = {name: [t for path in paths for t in load_trajectories(path, size, None, frame_stride=1)] for name, paths in sources.items() if name in {SPLITS[s][0] for s in chosen}}
     results: dict[str, dict[str, dict]] = {}
     for split in chosen:
         source, phrasings = SPLITS[split]
