@@ -306,6 +306,7 @@ def retrieve_train(
     image_size: Annotated[int, typer.Option(help="Model input size in pixels (multiple of 8).")] = 64,
     camera: Annotated[str | None, typer.Option(help="Camera key (default: every video key).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    view_weight: Annotated[float, typer.Option(help="Weight of the view pairs' consistency loss.")] = 1.0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a small SigLIP from scratch (sigmoid loss, frames vs their episode's task) for offline retrieval."""
@@ -390,6 +391,8 @@ def rm_train(
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     mirror_average: Annotated[bool, typer.Option(help="The checkpoint scores every clip and its mirror image and averages the two (twice the scoring time; docs/rewardmodel.md).")] = True,
+    view_pairs: Annotated[int, typer.Option(help="Per step, this many episodes seen by two of their cameras are held to the same progress and success (needs several cameras per episode; docs/rewardmodel.md).")] = 0,
+    view_weight: Annotated[float, typer.Option(help="Weight of the view pairs' consistency loss.")] = 1.0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -400,9 +403,9 @@ def rm_train(
 
     from curate.reward_runs import model_config, train_model
 
-    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average)
+    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average, view_weight)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases, view_pairs=view_pairs)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model, config, out, eval_dataset or (), camera)
         return
@@ -434,6 +437,31 @@ def rm_ensemble(
 
     join_models(members, out, overwrite)
     console.print(f"saved {out.resolve()}: an ensemble of {len(members)} (config.json, model.safetensors, training.json)")
+
+
+@rm_app.command("calibrate")
+def rm_calibrate(
+    dataset: Annotated[list[str], typer.Option(help="Labelled episodes (next.success) the model never trained on, successes and failures (repeatable).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write: the same weights with the calibration in config.json.")],
+    model: Annotated[str | None, typer.Option(help="Checkpoint folder to calibrate (default: the shipped model).")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera keys to use (default: every video key).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames scored per episode, as `curate score` will.")] = 8,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if curate wrote it.")] = False,
+) -> None:
+    """Calibrate a reward model's success probabilities on episodes it never trained on (Platt scaling): trained
+    heads are overconfident on new episodes, so a 0.5 bar (--min-success, --trim, failure F1) calls too many failures
+    successful (docs/rewardmodel.md)."""
+    from curate.reward_runs import calibrate_model
+
+    with progress_bar() as progress:
+        loading = progress.add_task("decoding episodes", total=None, rate="")
+        fit = calibrate_model(model, dataset, out, camera, frames, overwrite, on_load=lambda n: progress.advance(loading, n))
+    console.print(
+        f"calibrated on {fit.episodes} episodes ({fit.failures} failed): success probability = sigmoid({fit.scale:.3f} x logit "
+        f"{fit.bias:+.3f}); failure F1 at 0.5 {fit.failure_f1_before:.3f} -> {fit.failure_f1_after:.3f}, "
+        f"cross-entropy {fit.bce_before:.3f} -> {fit.bce_after:.3f}"
+    )
+    console.print(f"saved {out.resolve()} (config.json, model.safetensors, calibration.json)")
 
 
 @rm_app.command("eval")

@@ -1,6 +1,7 @@
 """The library side of `curate rm`: train a reward model on LeRobot datasets, evaluate one on a dataset by task."""
 
 import json
+import shutil
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -8,14 +9,15 @@ from pathlib import Path
 
 from curate import provenance
 from curate.errors import CurateError
-from curate.outputs import atomic_folder
+from curate.outputs import atomic_folder, check_target
 from curate.plots import training_curves
 from curate.rm_data import load_trajectories
 from rewardmodel import distributed
+from rewardmodel.calibrate import Calibration, fit_calibration
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
 from rewardmodel.metrics import alignment_metrics
-from rewardmodel.model import CurateRewardModel, load_model
+from rewardmodel.model import DEFAULT_CHECKPOINT, CurateRewardModel, load_model
 from rewardmodel.records import Trajectory
 from rewardmodel.train import TrainConfig, train
 
@@ -29,7 +31,7 @@ def load_many(datasets: Sequence[str | Path], image_size: int, cameras: Sequence
     return trajectories
 
 
-def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared", mirror_average: bool = True) -> CurateRewardConfig:
+def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared", mirror_average: bool = True, view_weight: float = 1.0) -> CurateRewardConfig:
     """`curate rm train`'s model settings: the backbone and sizes, with the ablation's loss weights, and whether
     predictions average the clip and its mirror image (training's augmentation mirrors half the clips)."""
     from rewardmodel.config import ABLATIONS
@@ -37,7 +39,7 @@ def model_config(backbone: str, image_size: int, frames: int, match_weight: floa
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
     try:
-        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, mirror_average=mirror_average, **{"match_weight": match_weight} | ABLATIONS[ablation])
+        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, mirror_average=mirror_average, **{"match_weight": match_weight, "view_weight": view_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
 
@@ -103,6 +105,8 @@ def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = Fals
         settings.append({k: v for k, v in asdict(model.config).items() if k != "device"})
     for path, setting in zip(members[1:], settings[1:], strict=True):
         differ = sorted(k for k in setting if setting[k] != settings[0][k])  # one dataclass: the same fields
+        if differ and set(differ) <= {"success_scale", "success_bias"}:
+            raise CurateError(f"{path} and {members[0]} calibrate their success heads differently; join the checkpoints as trained, then calibrate the ensemble with `curate rm calibrate`")
         if differ:
             raise CurateError(f"{path} differs from {members[0]} in {', '.join(differ)}; an ensemble's members share one config (train them with the same options, other seeds)")
     ensemble = CurateRewardModel(replace(models[0].config, members=len(models)))
@@ -120,6 +124,43 @@ def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = Fals
         log = {"members": sources, "out": str(Path(out).resolve()), "code_version": provenance.code_version(), "created": provenance.now()}
         (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
     return ensemble
+
+
+def calibrate_model(
+    source: str | Path | None,
+    datasets: Sequence[str | Path],
+    out: Path,
+    cameras: Sequence[str] | None = None,
+    frames: int = 8,
+    overwrite: bool = False,
+    on_load: Callable[[int], None] | None = None,
+) -> Calibration:
+    """Checkpoint `source` (None: the shipped one) copied to `out` with its success head calibrated on `datasets`,
+    labelled episodes it never trained on: the same weights file, config.json with the fitted success_scale and
+    success_bias, its training log, and calibration.json with the fit (docs/rewardmodel.md)."""
+    folder = Path(source) if source is not None else DEFAULT_CHECKPOINT
+    check_target(out, overwrite, inputs=[folder, *datasets])  # before decoding episodes
+    model = load_model(folder)
+    check_frames(model, frames)
+    trajectories = load_many(datasets, model.config.image_size, cameras, on_load)
+    fit = fit_calibration(model, trajectories, frames)
+    with atomic_folder(out, overwrite, inputs=[folder, *datasets]) as partial:
+        replace(model.config, success_scale=fit.scale, success_bias=fit.bias).save_pretrained(partial)
+        shutil.copyfile(folder / "model.safetensors", partial / "model.safetensors")  # byte for byte: the same weights digest
+        for name in (TRAINING_LOG, "training_curves.png"):
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, partial / name)
+        log = {
+            **asdict(fit),
+            "source": str(folder.resolve()),
+            "datasets": [str(Path(d).resolve()) for d in datasets],
+            "cameras": list(cameras or []),
+            "frames": frames,
+            "code_version": provenance.code_version(),
+            "created": provenance.now(),
+        }
+        (partial / "calibration.json").write_text(json.dumps(log, indent=1))
+    return fit
 
 
 def check_frames(model: CurateRewardModel, num_frames: int) -> None:

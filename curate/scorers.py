@@ -1,6 +1,7 @@
 """Reward-model backends behind one interface: the shipped default, a `curate rm train` folder, or any reward model
 in lerobot's registry (by folder, hub id, or `lerobot:TYPE`)."""
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +61,13 @@ def model_id(name: str, digest: str) -> str:
 
 
 def curate_model_id(name: str, digest: str, config: dict) -> str:
-    """A curate checkpoint's NAME@HASH12, + `+mirror` when its config averages each clip with its mirror image: the
-    same weights scored that way give other scores, which must not mix in the index."""
-    return model_id(name, digest) + ("+mirror" if config.get("mirror_average", False) else "")
+    """A curate checkpoint's NAME@HASH12, + `+mirror` when its config averages each clip with its mirror image, and
+    + `+calHASH6` when it calibrates the success head: the same weights scored another way give other scores, which
+    must not mix in the index."""
+    calibration = (config.get("success_scale", 1.0), config.get("success_bias", 0.0))
+    mirror = "+mirror" if config.get("mirror_average", False) else ""
+    calibrated = "" if calibration == (1.0, 0.0) else "+cal" + hashlib.sha256(repr(calibration).encode()).hexdigest()[:6]
+    return model_id(name, digest) + mirror + calibrated
 
 
 def shipped_model_id() -> str:

@@ -12,8 +12,8 @@ MATCH_SOURCES = ("shared", "own")
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
-    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
-    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
+    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0, "view_weight": 0.0},
+    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0, "view_weight": 0.0},
 }
 
 
@@ -40,6 +40,7 @@ class CurateRewardConfig(RewardModelConfig):
     success_weight: float = 1.0
     preference_weight: float = 1.0
     rank_weight: float = 1.0
+    view_weight: float = 1.0  # view consistency, on the view couples `curate rm train --view-pairs` adds (0 by default)
     # The match head (how well the instruction fits the trajectory's task, apart from progress; docs/rewardmodel.md):
     # 0 builds none, as in checkpoints made before it existed
     match_weight: float = 0.0
@@ -54,6 +55,11 @@ class CurateRewardConfig(RewardModelConfig):
     # sets it unless --no-mirror-average, as its augmentation mirrors half the clips; checkpoints saved before the
     # field existed, and the shipped default, score one view
     mirror_average: bool = False
+    # success probability = sigmoid(success_scale * logit + success_bias): Platt scaling fitted by `curate rm
+    # calibrate` on episodes the model never trained on (the head is overconfident on new episodes); 1 and 0 leave
+    # the head as trained, as in checkpoints saved before the fields existed
+    success_scale: float = 1.0
+    success_bias: float = 0.0
     device: str | None = "cpu"
 
     def __post_init__(self) -> None:
@@ -74,6 +80,8 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
+        if not self.success_scale > 0:
+            raise ValueError(f"success_scale must be > 0 (a calibration keeps the order of success logits), got {self.success_scale}")
         if self.members < 1:
             raise ValueError(f"members must be at least 1, got {self.members}")
         if self.match_weight > 0 and not BACKBONES[self.backbone].video_summary:

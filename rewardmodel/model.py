@@ -74,11 +74,23 @@ class CurateRewardModel(PreTrainedRewardModel):
     def _predict_view(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
         out = self.backbone(self.prepare(frames), instructions)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
-        success = torch.sigmoid(self.heads.success(out.frames_a).squeeze(-1))
+        success = self.success_probability(self.heads.success(out.frames_a).squeeze(-1))
         if self.match is None:
             return progress, success, None
         match = torch.sigmoid(self.match(out.video_a, self._text(instructions)).diagonal())
         return progress, success, match
+
+    def success_probability(self, logits: Tensor) -> Tensor:
+        """The success head's logits as probabilities, through the config's calibration (identity unless `curate rm
+        calibrate` fitted one)."""
+        return torch.sigmoid(self.config.success_scale * logits + self.config.success_bias)
+
+    def success_logits(self, frames: Tensor, instructions: list[str]) -> Tensor:
+        """The success head's raw logits, (M, B, T): one row per member and view, whose probabilities `predict_all`
+        averages; what a calibration is fitted on."""
+        if self.members is not None:
+            return torch.cat([m.success_logits(frames, instructions) for m in self.members])
+        return torch.stack([self.heads.success(self.backbone(self.prepare(view), instructions).frames_a).squeeze(-1) for view in self.views(frames)])
 
     def predict_grids(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int = 256) -> tuple[Tensor, Tensor, Tensor | None]:
         """Dense scoring of one episode: progress and success at the last frame of each grid (ascending positions
@@ -104,7 +116,7 @@ class CurateRewardModel(PreTrainedRewardModel):
                 x = x.unsqueeze(0).expand(n, *x.shape).flatten(0, 1)  # instruction-major: (I * M, T, ...)
                 last = self.backbone.from_encoded(x, [i for i in instructions for _ in part]).frames_a[:, -1]
                 progress[:, part] = self.heads.expected_progress(self.heads.progress(last)).view(n, len(part)).float().cpu()
-                success[:, part] = torch.sigmoid(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
+                success[:, part] = self.success_probability(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
         if self.match is None:
             return progress, success, None
         whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1]).video_a
@@ -143,6 +155,13 @@ class CurateRewardModel(PreTrainedRewardModel):
         loss = c.progress_weight * progress + c.success_weight * success + c.preference_weight * preference + c.rank_weight * rank
         accuracy = ((preference_logit > 0).float() == label).float().mean()
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
+        if batch.views_a is not None:  # one episode from two cameras: the same progress and success
+            views = len(batch.views_a)
+            seen = self.backbone(self.prepare(torch.cat([batch.views_a, batch.views_b])), batch.view_instructions * 2).frames_a
+            progress_logits, success_logits = self.heads.progress(seen), self.heads.success(seen).squeeze(-1)
+            consistency = losses.view_consistency(progress_logits[:views], progress_logits[views:], success_logits[:views], success_logits[views:])
+            loss = loss + c.view_weight * consistency
+            logs |= {"loss": loss.item(), "view_consistency": consistency.item()}
         if self.match is not None:
             # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
             if out.video_a is None:  # the match head's own CNN, run on each pair's chosen trajectory only
