@@ -5,9 +5,10 @@
 # ones per task, each seen by three) and trains the compact backbone on it with the match head and training
 # paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
 # failed or suboptimal run of the same task, scoring one view (averaging with the mirror image, `curate rm train`'s
-# default, lets the door episode 22 into the demo's export with these weights). About 95 minutes of generation and
-# 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT to train the
-# ablation the benchmark compares against.
+# default, lets the door episode 22 into the demo's export with these weights); then calibrates the success head on
+# 340 more episodes of the train tasks that training never sees (`curate rm calibrate`). About 100 minutes of
+# generation and 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT
+# to train the ablation the benchmark compares against.
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,11 @@ if [ ! -d data/rm_train_fail3 ]; then
   "${GEN[@]}" --episodes-per-task 10 --recipes gaussian:0.5,gaussian:1.0,stall:20,stall:50,random-actions:0.5 --seed 9 \
     --out data/rm_train_fail3 --cameras v0:random,v1:random,v2:random
 fi
+if [ ! -d data/rm_calib ]; then
+  "${GEN[@]}" --episodes-per-task 10 --recipes "$RECIPES" --seed 13 --out data/rm_calib --cameras v0:random
+fi
+TRAINED=data/$(basename "$OUT")_uncalibrated
 .venv/bin/curate rm train --dataset data/rm_train_rand6 --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
-  --dataset data/rm_train_fail3 --out "$OUT" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
+  --dataset data/rm_train_fail3 --out "$TRAINED" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
   --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --no-mirror-average --overwrite "$@"
+.venv/bin/curate rm calibrate --model "$TRAINED" --dataset data/rm_calib --out "$OUT" --overwrite
