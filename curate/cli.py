@@ -306,7 +306,6 @@ def retrieve_train(
     image_size: Annotated[int, typer.Option(help="Model input size in pixels (multiple of 8).")] = 64,
     camera: Annotated[str | None, typer.Option(help="Camera key (default: every video key).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    view_weight: Annotated[float, typer.Option(help="Weight of the view pairs' consistency loss.")] = 1.0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a small SigLIP from scratch (sigmoid loss, frames vs their episode's task) for offline retrieval."""
@@ -391,8 +390,6 @@ def rm_train(
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     mirror_average: Annotated[bool, typer.Option(help="The checkpoint scores every clip and its mirror image and averages the two (twice the scoring time; docs/rewardmodel.md).")] = True,
-    view_pairs: Annotated[int, typer.Option(help="Per step, this many episodes seen by two of their cameras are held to the same progress and success (needs several cameras per episode; docs/rewardmodel.md).")] = 0,
-    view_weight: Annotated[float, typer.Option(help="Weight of the view pairs' consistency loss.")] = 1.0,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -403,9 +400,9 @@ def rm_train(
 
     from curate.reward_runs import model_config, train_model
 
-    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average, view_weight)
+    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases, view_pairs=view_pairs)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
         train_model(dataset, model, config, out, eval_dataset or (), camera)
         return

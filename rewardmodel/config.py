@@ -12,8 +12,8 @@ MATCH_SOURCES = ("shared", "own")
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
-    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0, "view_weight": 0.0},
-    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0, "view_weight": 0.0},
+    "progress-only": {"success_weight": 0.0, "preference_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
+    "preference-only": {"progress_weight": 0.0, "success_weight": 0.0, "rank_weight": 0.0, "match_weight": 0.0},
 }
 
 
@@ -40,7 +40,6 @@ class CurateRewardConfig(RewardModelConfig):
     success_weight: float = 1.0
     preference_weight: float = 1.0
     rank_weight: float = 1.0
-    view_weight: float = 1.0  # view consistency, on the view couples `curate rm train --view-pairs` adds (0 by default)
     # The match head (how well the instruction fits the trajectory's task, apart from progress; docs/rewardmodel.md):
     # 0 builds none, as in checkpoints made before it existed
     match_weight: float = 0.0

@@ -1,5 +1,5 @@
 """Losses of the dual objective: progress soft cross-entropy on two-hot targets, success and preference BCE; and the
-match head's in-batch sigmoid loss; and view consistency."""
+match head's in-batch sigmoid loss."""
 
 import torch
 import torch.nn.functional as F
@@ -50,18 +50,3 @@ def match_loss(logits: Tensor, same_task: Tensor) -> Tensor:
     positive, negative = same_task, ~same_task
     parts = [per_pair[mask].mean() for mask in (positive, negative) if mask.any()]
     return torch.stack(parts).mean()
-
-
-def _symmetric_kl(log_p: Tensor, log_q: Tensor) -> Tensor:
-    """(KL(p || q) + KL(q || p)) / 2 over the last axis, from log-probabilities."""
-    return 0.5 * ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1)
-
-
-def view_consistency(progress_1: Tensor, progress_2: Tensor, success_1: Tensor, success_2: Tensor) -> Tensor:
-    """The same frames seen by two cameras should get the same progress distribution and success probability:
-    symmetric KL of each, (V, T, bins) progress logits and (V, T) success logits per camera, averaged over frames.
-    Unlike the progress targets it also reaches failed runs, which have none."""
-    bernoulli = lambda x: torch.stack([F.logsigmoid(x), F.logsigmoid(-x)], -1)  # noqa: E731
-    progress = _symmetric_kl(progress_1.log_softmax(-1), progress_2.log_softmax(-1))
-    success = _symmetric_kl(bernoulli(success_1), bernoulli(success_2))
-    return (progress + success).mean()

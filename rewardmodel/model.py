@@ -155,13 +155,6 @@ class CurateRewardModel(PreTrainedRewardModel):
         loss = c.progress_weight * progress + c.success_weight * success + c.preference_weight * preference + c.rank_weight * rank
         accuracy = ((preference_logit > 0).float() == label).float().mean()
         logs = {"loss": loss.item(), "progress": progress.item(), "success": success.item(), "preference": preference.item(), "rank": rank.item(), "preference_accuracy": accuracy.item()}
-        if batch.views_a is not None:  # one episode from two cameras: the same progress and success
-            views = len(batch.views_a)
-            seen = self.backbone(self.prepare(torch.cat([batch.views_a, batch.views_b])), batch.view_instructions * 2).frames_a
-            progress_logits, success_logits = self.heads.progress(seen), self.heads.success(seen).squeeze(-1)
-            consistency = losses.view_consistency(progress_logits[:views], progress_logits[views:], success_logits[:views], success_logits[views:])
-            loss = loss + c.view_weight * consistency
-            logs |= {"loss": loss.item(), "view_consistency": consistency.item()}
         if self.match is not None:
             # every row's chosen (successful) trajectory against every row's instruction; rows of one task match
             if out.video_a is None:  # the match head's own CNN, run on each pair's chosen trajectory only

@@ -65,17 +65,6 @@ class PairSampler:
             raise RewardModelError("all pair strategy ratios are zero; give at least one a positive ratio")
         self.weights = weights / weights.sum()
         self.similar = self._similar_instructions() if self.weights[STRATEGIES.index("similar_task")] > 0 else {}
-        self.seen_twice = self._episodes_seen_twice(trajectories)
-
-    @staticmethod
-    def _episodes_seen_twice(trajectories: list[Trajectory]) -> list[list[Trajectory]]:
-        """The episodes with two or more cameras, each as its trajectories (one per camera; `source` is
-        dataset#episode:camera)."""
-        cameras: dict[str, list[Trajectory]] = defaultdict(list)
-        for t in trajectories:
-            if "#" in t.source and len(t.frames) >= 2:
-                cameras[t.source.rsplit(":", 1)[0]].append(t)
-        return [views for views in cameras.values() if len(views) >= 2 and len({len(v.frames) for v in views}) == 1]
 
     def _similar_instructions(self) -> dict[str, list[str]]:
         """Per instruction, the other instructions nearest in sentence-embedding space: hard negatives such as
@@ -171,25 +160,7 @@ class PairSampler:
             return self._sample(trajectory, positions, progress_targets(positions, start, first), True)
         raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
 
-    def view_couples(self, count: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """`count` couples of one episode's frames (a random window, successful or not) from two of its cameras,
-        (count, T, S, S, 3) each, with the episode's instruction."""
-        if not self.seen_twice:
-            raise RewardModelError("view pairs need episodes seen by two or more cameras; record each episode from several cameras or train without --view-pairs")
-        first, second, words = [], [], []
-        for _ in range(count):
-            views = self.seen_twice[int(self.rng.integers(len(self.seen_twice)))]
-            one, other = self.rng.choice(len(views), size=2, replace=False)
-            n = len(views[0].frames)
-            lo = int(self.rng.integers(0, max(n // 4, 1)))
-            positions = self._positions(lo, int(self.rng.integers(max(3 * n // 4, lo + 1), n)))
-            first.append(views[one].frames[positions])
-            second.append(views[other].frames[positions])
-            words.append(views[0].instruction)
-        return torch.from_numpy(np.stack(first)), torch.from_numpy(np.stack(second)), words
-
-    def batch(self, size: int, view_pairs: int = 0) -> PairBatch:
-        """`size` training pairs, and `view_pairs` view couples (`view_couples`) beside them."""
+    def batch(self, size: int) -> PairBatch:
         rows = []
         attempts = 0
         while len(rows) < size:
@@ -230,5 +201,4 @@ class PairSampler:
             a_is_better=torch.tensor([row[3] for row in rows], dtype=torch.float32),
             strategies=[row[4] for row in rows],
             tasks=[row[5] for row in rows],
-            **(dict(zip(("views_a", "views_b", "view_instructions"), self.view_couples(view_pairs), strict=True)) if view_pairs else {}),
         )

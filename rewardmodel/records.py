@@ -51,10 +51,6 @@ class PairBatch:
     a_is_better: torch.Tensor  # (B,) 0/1
     strategies: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # each row's task (its instruction unless it was paraphrased)
-    # view couples (`--view-pairs`): the same frames of one episode from two of its cameras, (V, T, S, S, 3) each
-    views_a: torch.Tensor | None = None
-    views_b: torch.Tensor | None = None
-    view_instructions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         b, t = self.frames_a.shape[:2]

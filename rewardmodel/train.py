@@ -33,11 +33,10 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
     paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
-    view_pairs: int = 0  # per step, couples of one episode from two cameras held to the same outputs (losses.view_consistency)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.view_pairs < 0:
-            raise RewardModelError(f"steps and batch size must be at least 1 and view pairs at least 0, got steps={self.steps} batch_size={self.batch_size} view_pairs={self.view_pairs}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise RewardModelError(f"steps and batch size must be at least 1, got steps={self.steps} batch_size={self.batch_size}")
         if not 0 < self.lr < 1:
             raise RewardModelError(f"learning rate must be in (0, 1), got {self.lr}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -101,9 +100,8 @@ def train(
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
-        batch = sampler.batch(config.batch_size, config.view_pairs)
-        frames = {name: augment(getattr(batch, name), generator) for name in ("frames_a", "frames_b", "views_a", "views_b") if getattr(batch, name) is not None}
-        batch = PairBatch(**{**batch.__dict__, **frames})  # each camera of a view couple shifted, zoomed and tinted apart
+        batch = sampler.batch(config.batch_size)
+        batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
         loss, logs = replicated(batch)
         if not torch.isfinite(loss):
             raise RewardModelError(f"the loss became {loss.item()} at step {step} (batch strategies {sorted(set(batch.strategies))}, logs {logs}); lower --lr or check the data")

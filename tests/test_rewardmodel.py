@@ -306,31 +306,3 @@ def test_mirror_average_is_the_mean_over_the_clip_and_its_mirror_in_every_output
             assert torch.allclose(averaged, (x + y) / 2, atol=1e-6)
         mean = (one.preference_probability(frames[:1], frames[1:2], ["x"]) + one.preference_probability(mirrored[:1], mirrored[1:2], ["x"])) / 2
         assert torch.allclose(both.preference_probability(frames[:1], frames[1:2], ["x"]), mean, atol=1e-6)
-
-
-def test_view_couples_are_one_episode_from_two_cameras_and_train_to_agree() -> None:
-    from dataclasses import replace
-
-    from rewardmodel.losses import view_consistency
-
-    cameras = []  # each episode of the pool seen by three cameras: frames that differ, the same labels
-    for t in pool():
-        for c, shift in enumerate((0, 40, 80)):
-            frames = ((t.frames.astype(int) + shift) % 256).astype(np.uint8)
-            cameras.append(replace(t, frames=frames, source=f"ds#{t.instruction}/{t.quality}:cam{c}"))
-    sampler = PairSampler(cameras, 4, {"reverse": 1}, seed=0)
-    batch = sampler.batch(2, view_pairs=5)
-    assert batch.views_a.shape == batch.views_b.shape == (5, 4, 16, 16, 3) and len(batch.view_instructions) == 5
-    for a, b in zip(batch.views_a.numpy().astype(int), batch.views_b.numpy().astype(int), strict=True):
-        shift = (b[0, 0, 0, 0] - a[0, 0, 0, 0]) % 256
-        assert shift in (40, 80, 176, 216) and np.array_equal((a + shift) % 256, b)  # the same frames, another camera
-    assert PairSampler(pool(), 4, {"reverse": 1}, seed=0).batch(2).views_a is None  # off unless asked for
-    with pytest.raises(RewardModelError, match="view pairs need episodes seen by two or more cameras"):
-        PairSampler(pool(), 4, {"reverse": 1}, seed=0).batch(2, view_pairs=1)
-
-    logits = torch.randn(3, 4, 10)
-    success = torch.randn(3, 4)
-    assert view_consistency(logits, logits, success, success).abs() < 1e-6
-    assert view_consistency(logits, logits.flip(-1), success, -success) > 0.1
-    model, history = train(cameras, CurateRewardConfig(**TINY), TrainConfig(steps=2, batch_size=2, view_pairs=2))
-    assert all(np.isfinite(h["view_consistency"]) for h in history)
