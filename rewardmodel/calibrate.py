@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import evenly_spaced
+from rewardmodel.metrics import f1_of_failures
 from rewardmodel.records import Trajectory
 
 
@@ -51,12 +52,6 @@ def episode_success(logits: list[torch.Tensor], scale: torch.Tensor | float, bia
     return torch.stack([torch.sigmoid(scale * x + bias).mean(0).max() for x in logits])
 
 
-def _failure_f1(succeeded: torch.Tensor, probability: torch.Tensor) -> float:
-    called_failure, failure = probability < 0.5, ~succeeded
-    tp = float((called_failure & failure).sum())
-    return 0.0 if tp == 0 else 2 * tp / float(called_failure.sum() + failure.sum())
-
-
 def fit_calibration(model, trajectories: list[Trajectory], num_frames: int) -> Calibration:
     """Fit (scale, bias) by the episode-level cross-entropy of the highest success probability against whether the
     episode succeeded (successful or suboptimal: success came at some frame)."""
@@ -84,4 +79,4 @@ def fit_calibration(model, trajectories: list[Trajectory], num_frames: int) -> C
         bce = lambda p: float(F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target))  # noqa: E731
     if not (np.isfinite(scale) and np.isfinite(shift)):
         raise RewardModelError(f"the calibration did not converge (scale {scale}, bias {shift}); give more episodes of both kinds")
-    return Calibration(scale, shift, len(trajectories), int((~succeeded).sum()), _failure_f1(succeeded, before), _failure_f1(succeeded, after), bce(before), bce(after))
+    return Calibration(scale, shift, len(trajectories), int((~succeeded).sum()), f1_of_failures((before < 0.5).numpy(), (~succeeded).numpy()), f1_of_failures((after < 0.5).numpy(), (~succeeded).numpy()), bce(before), bce(after))

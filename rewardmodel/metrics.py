@@ -78,8 +78,11 @@ def success_failure_gap(scored: list[ScoredTrajectory]) -> float:
 def failure_f1(scored: list[ScoredTrajectory], threshold: float = 0.5) -> float:
     """F1 of detecting failures: a trajectory is called a failure when no frame's success probability reaches
     `threshold`."""
-    predicted = np.array([s.success_prob.max() < threshold for s in scored])
-    actual = np.array([s.quality == "failure" for s in scored])
+    return f1_of_failures(np.array([s.success_prob.max() < threshold for s in scored]), np.array([s.quality == "failure" for s in scored]))
+
+
+def f1_of_failures(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """F1 of bool arrays: called a failure, and was one."""
     tp = float((predicted & actual).sum())
     precision = tp / max(predicted.sum(), 1)
     recall = tp / max(actual.sum(), 1)
