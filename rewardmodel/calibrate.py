@@ -1,7 +1,6 @@
 """Platt scaling of the success head: on episodes the model never trained on, fit (scale, bias) so that
 sigmoid(scale * logit + bias) is a calibrated probability of "this episode succeeded" at its highest frame."""
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rewardmodel.errors import RewardModelError
-from rewardmodel.evaluate import evenly_spaced
+from rewardmodel.evaluate import batches
 from rewardmodel.metrics import f1_of_failures
 from rewardmodel.records import Trajectory
 
@@ -32,18 +31,11 @@ class Calibration:
 @torch.no_grad()  # not inference mode: the fit takes gradients through these
 def episode_logits(model, trajectories: list[Trajectory], num_frames: int, batch_size: int = 32) -> list[torch.Tensor]:
     """Each trajectory's raw success logits (M, K) at `num_frames` evenly spaced frames, as scoring reads them."""
-    positions = [evenly_spaced(len(t.frames), num_frames) for t in trajectories]
-    by_count: dict[int, list[int]] = defaultdict(list)
-    for i, p in enumerate(positions):
-        by_count[len(p)].append(i)
     out: dict[int, torch.Tensor] = {}
-    for members in by_count.values():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            frames = torch.from_numpy(np.stack([trajectories[i].frames[positions[i]] for i in chunk]))
-            logits = model.success_logits(frames, [trajectories[i].instruction for i in chunk]).float().cpu()
-            for row, i in enumerate(chunk):
-                out[i] = logits[:, row]
+    for chunk, frames, _ in batches(trajectories, num_frames, batch_size):
+        logits = model.success_logits(frames, [trajectories[i].instruction for i in chunk]).float().cpu()
+        for row, i in enumerate(chunk):
+            out[i] = logits[:, row]
     return [out[i] for i in range(len(trajectories))]
 
 

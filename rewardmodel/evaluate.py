@@ -1,7 +1,7 @@
 """Scores trajectories with a reward model and computes alignment metrics and preference accuracy."""
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,23 +21,29 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, min(k, n))).astype(int))
 
 
-@torch.inference_mode()
-def score_trajectories(scorer: PredictFn, trajectories: list[Trajectory], num_frames: int, batch_size: int = 32) -> list[ScoredTrajectory]:
-    """Predictions at `num_frames` evenly spaced frames of each whole trajectory, with true progress for successes."""
-    by_count: dict[int, list[int]] = defaultdict(list)  # batch trajectories that give the same number of frames
+def batches(trajectories: list[Trajectory], num_frames: int, batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, list[np.ndarray]]]:
+    """(trajectory indices, their frames (B, K, H, W, 3), each one's positions) at `num_frames` evenly spaced frames,
+    in batches of trajectories that give the same number of frames."""
     positions = [evenly_spaced(len(t.frames), num_frames) for t in trajectories]
+    by_count: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(positions):
         by_count[len(p)].append(i)
-    results: dict[int, ScoredTrajectory] = {}
     for members in by_count.values():
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
-            frames = torch.from_numpy(np.stack([trajectories[i].frames[positions[i]] for i in chunk]))
-            progress, success = scorer(frames, [trajectories[i].instruction for i in chunk])
-            for row, i in enumerate(chunk):
-                t = trajectories[i]
-                truth = progress_targets(positions[i], 0, t.first_success) if t.quality == "successful" else None
-                results[i] = ScoredTrajectory(t.instruction, t.quality, progress[row].cpu().numpy(), success[row].cpu().numpy(), truth)
+            yield chunk, torch.from_numpy(np.stack([trajectories[i].frames[positions[i]] for i in chunk])), [positions[i] for i in chunk]
+
+
+@torch.inference_mode()
+def score_trajectories(scorer: PredictFn, trajectories: list[Trajectory], num_frames: int, batch_size: int = 32) -> list[ScoredTrajectory]:
+    """Predictions at `num_frames` evenly spaced frames of each whole trajectory, with true progress for successes."""
+    results: dict[int, ScoredTrajectory] = {}
+    for chunk, frames, positions in batches(trajectories, num_frames, batch_size):
+        progress, success = scorer(frames, [trajectories[i].instruction for i in chunk])
+        for row, (i, p) in enumerate(zip(chunk, positions, strict=True)):
+            t = trajectories[i]
+            truth = progress_targets(p, 0, t.first_success) if t.quality == "successful" else None
+            results[i] = ScoredTrajectory(t.instruction, t.quality, progress[row].cpu().numpy(), success[row].cpu().numpy(), truth)
     return [results[i] for i in range(len(trajectories))]
 
 
@@ -55,15 +61,8 @@ def final_progress_selector(scorer: PredictFn) -> Selector:
 def select_scores(selector: Selector, trajectories: list[Trajectory], instruction: str, num_frames: int, batch_size: int = 64) -> np.ndarray:
     """Every trajectory's selection score under one instruction, (N,)."""
     out = np.zeros(len(trajectories))
-    positions = [evenly_spaced(len(t.frames), num_frames) for t in trajectories]
-    by_count: dict[int, list[int]] = defaultdict(list)
-    for i, p in enumerate(positions):
-        by_count[len(p)].append(i)
-    for members in by_count.values():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            frames = torch.from_numpy(np.stack([trajectories[i].frames[positions[i]] for i in chunk]))
-            out[chunk] = selector(frames, [instruction] * len(chunk)).float().cpu().numpy()
+    for chunk, frames, _ in batches(trajectories, num_frames, batch_size):
+        out[chunk] = selector(frames, [instruction] * len(chunk)).float().cpu().numpy()
     return out
 
 
