@@ -175,12 +175,17 @@ def test_a_run_killed_mid_write_resumes_without_duplicates_or_gaps(tiny_dataset:
 
 def test_a_locked_index_is_refused_clearly(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     index = tmp_path / "i.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; db = duckdb.connect({str(index)!r}); print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    # the holder keeps the index open until its stdin closes, however long scoring takes to start on a busy machine
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; db = duckdb.connect({str(index)!r}); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = score_cli(str(tiny_dataset), "--index", str(index), "--model", str(tiny_model))
     finally:
-        holder.kill()
+        holder.stdin.close()
+        holder.wait(timeout=60)
     assert result.returncode == 2
     assert f"index {index} is in use by another curate process (process {holder.pid}); wait for it to finish or pass another --index" in result.stderr
 
