@@ -17,7 +17,6 @@ from curate.outputs import atomic_folder
 from curate.records import EpisodeData, EpisodeInfo
 
 SUCCESS_KEY = "next.success"
-REWARD_KEY = "next.reward"
 VIDEO_FILE_MB = 16
 
 
@@ -120,30 +119,24 @@ def resolve_cameras(ds: LeRobotDataset, camera: str | None) -> tuple[str, ...]:
 
 
 def list_episodes(ds: LeRobotDataset) -> list[EpisodeInfo]:
-    """Every episode with its length, task strings, camera keys and, where the dataset has them, its per-frame
-    `next.success` and `next.reward`."""
+    """Every episode with its length, task strings, camera keys and, where the dataset has `next.success`, its
+    per-frame success."""
     episodes = ds.meta.episodes
     if episodes is None or len(episodes) == 0:
         return []
-    columns = [key for key in (SUCCESS_KEY, REWARD_KEY) if key in ds.meta.features]
-    per_episode: dict[str, dict[int, np.ndarray]] = {}
-    if columns:
-        labels = ds.hf_dataset.select_columns(["episode_index", *columns]).with_format("numpy")[:]
+    success: dict[int, np.ndarray] | None = None
+    if SUCCESS_KEY in ds.meta.features:
+        labels = ds.hf_dataset.select_columns(["episode_index", SUCCESS_KEY]).with_format("numpy")[:]
         frame_episode = np.asarray(labels["episode_index"]).reshape(-1)
         order = np.argsort(frame_episode, kind="stable")  # one pass, not one scan of every frame per episode
         ids, starts = np.unique(frame_episode[order], return_index=True)
-        for key in columns:
-            values = np.asarray(labels[key]).reshape(-1)
-            if len(values) != len(frame_episode):  # not one value per frame: not LeRobot's convention, left out
-                continue
-            parts = np.split(values[order], starts[1:])
-            per_episode[key] = {int(i): part.astype(bool) if key == SUCCESS_KEY else part.astype(np.float32) for i, part in zip(ids, parts, strict=True)}
+        parts = np.split(np.asarray(labels[SUCCESS_KEY]).reshape(-1)[order].astype(bool), starts[1:])
+        success = {int(i): part for i, part in zip(ids, parts, strict=True)}
     keys = tuple(camera_keys(ds))
     return [
         EpisodeInfo(
             episode_index=int(row["episode_index"]), length=int(row["length"]), tasks=tuple(row["tasks"]), camera_keys=keys,
-            success=None if SUCCESS_KEY not in per_episode else per_episode[SUCCESS_KEY].get(int(row["episode_index"]), np.zeros(0, dtype=bool)),
-            reward=None if REWARD_KEY not in per_episode else per_episode[REWARD_KEY].get(int(row["episode_index"]), np.zeros(0, dtype=np.float32)),
+            success=None if success is None else success.get(int(row["episode_index"]), np.zeros(0, dtype=bool)),
         )
         for row in episodes
     ]

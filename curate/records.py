@@ -15,8 +15,6 @@ class EpisodeInfo:
     camera_keys: tuple[str, ...]
     # Per-frame success where the dataset has `next.success`, else None.
     success: np.ndarray | None = field(default=None, compare=False, repr=False)
-    # Per-frame `next.reward` where the dataset has it, else None.
-    reward: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def task(self) -> str:

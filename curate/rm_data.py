@@ -30,8 +30,7 @@ def load_trajectories(
     on_episodes: Callable[[int], None] | None = None,
 ) -> list[Trajectory]:
     """One Trajectory per (episode, camera) of a dataset with `next.success` labels; every `frame_stride`-th frame
-    is kept (a kept frame counts as successful if any frame since the previous kept one was), with its `next.reward`
-    where the dataset has it."""
+    is kept (a kept frame counts as successful if any frame since the previous kept one was)."""
     ds = lerobot_io.open_dataset(dataset)
     episodes = lerobot_io.list_episodes(ds)
     if not episodes:
@@ -56,7 +55,6 @@ def load_trajectories(
                         success=windows,
                         quality=quality_label(episode.success),
                         source=f"{lerobot_io.dataset_root(ds)}#{episode.episode_index}:{key}",
-                        reward=None if episode.reward is None or len(episode.reward) != episode.length else episode.reward[kept],
                     )
                 )
         if on_episodes is not None:

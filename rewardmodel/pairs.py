@@ -24,7 +24,6 @@ def parse_ratios(text: str) -> dict[str, float]:
     except ValueError:
         raise RewardModelError(f"bad --ratios {text!r}; write STRATEGY=WEIGHT,..., e.g. rewind=1,suboptimal=2 (strategies left out get 0)") from None
 SIMILAR_TASKS = 3  # similar_task draws from the instructions nearest to this one (MiniLM cosine)
-FAILURE_PROGRESS_CAP = 0.9  # with failure_progress, a failed run's target stays below a success's 1
 
 
 @dataclass
@@ -48,15 +47,7 @@ def progress_targets(positions: np.ndarray, start: int, first_success: int) -> n
 class PairSampler:
     """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
 
-    def __init__(
-        self,
-        trajectories: list[Trajectory],
-        num_frames: int,
-        ratios: dict[str, float],
-        seed: int,
-        paraphrases: dict[str, tuple[str, ...]] | None = None,
-        failure_progress: bool = False,
-    ):
+    def __init__(self, trajectories: list[Trajectory], num_frames: int, ratios: dict[str, float], seed: int, paraphrases: dict[str, tuple[str, ...]] | None = None):
         self.num_frames = num_frames
         self.paraphrases = paraphrases or {}  # instruction -> other words for it; a row uses one half the time
         self.rng = np.random.default_rng(seed)
@@ -74,27 +65,6 @@ class PairSampler:
             raise RewardModelError("all pair strategy ratios are zero; give at least one a positive ratio")
         self.weights = weights / weights.sum()
         self.similar = self._similar_instructions() if self.weights[STRATEGIES.index("similar_task")] > 0 else {}
-        self.reward_at_success = self._reward_at_success() if failure_progress else {}
-        if failure_progress and not self.reward_at_success:
-            raise RewardModelError("--failure-progress needs a dense reward (LeRobot's next.reward) that is above 0 when successful runs first succeed; these datasets have none")
-
-    def _reward_at_success(self) -> dict[str, float]:
-        """Per instruction, the median dense reward of its successful runs at their first success (tasks whose
-        reward is missing or not above 0 there are left out): the scale that turns a failed run's reward into progress."""
-        at_success: dict[str, list[float]] = defaultdict(list)
-        for t in self.successful:
-            if t.reward is not None:
-                at_success[t.instruction].append(float(t.reward[t.first_success]))
-        medians = {instruction: float(np.median(values)) for instruction, values in at_success.items()}
-        return {instruction: value for instruction, value in medians.items() if value > 0}
-
-    def failure_targets(self, trajectory: Trajectory, positions: np.ndarray) -> np.ndarray | None:
-        """With failure_progress, a failed run's progress targets: its dense reward over its task's reward at first
-        success, capped below a success (FAILURE_PROGRESS_CAP); None for other runs or without a reward scale."""
-        scale = self.reward_at_success.get(trajectory.instruction)
-        if scale is None or trajectory.quality != "failure" or trajectory.reward is None:
-            return None
-        return np.clip(trajectory.reward[positions] / scale, 0.0, FAILURE_PROGRESS_CAP)
 
     def _similar_instructions(self) -> dict[str, list[str]]:
         """Per instruction, the other instructions nearest in sentence-embedding space: hard negatives such as
@@ -125,10 +95,8 @@ class PairSampler:
         t = self.num_frames
         if target is None:
             target = np.zeros(t)
-        # success: 1 where progress reaches the cutoff on supervised trajectories, else (and on failed runs, whose
-        # labels are all 0) the run's own labels
-        own_labels = not supervise_progress or trajectory.quality == "failure"
-        success = trajectory.success[positions].astype(np.float32) if own_labels else (target >= 1.0).astype(np.float32)
+        # success: 1 where progress reaches the cutoff on supervised trajectories, else the run's own labels
+        success = (target >= 1.0).astype(np.float32) if supervise_progress else trajectory.success[positions].astype(np.float32)
         return Sample(
             frames=trajectory.frames[positions],
             progress=target.astype(np.float32),
@@ -176,9 +144,7 @@ class PairSampler:
             n = len(other.frames)
             lo = int(self.rng.integers(0, max(n // 4, 1)))
             hi = int(self.rng.integers(max(3 * n // 4, lo + 1), n))
-            positions = self._positions(lo, hi)
-            target = self.failure_targets(other, positions)
-            return self._sample(other, positions, target, target is not None)
+            return self._sample(other, self._positions(lo, hi), None, False)
         if strategy in ("different_task", "similar_task"):
             others = self.similar.get(trajectory.instruction, []) if strategy == "similar_task" else [i for i in self.by_instruction if i != trajectory.instruction]
             if not others:

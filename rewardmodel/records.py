@@ -20,14 +20,12 @@ class Trajectory:
     success: np.ndarray
     quality: str
     source: str = ""  # where it came from (dataset, episode, camera), for messages
-    reward: np.ndarray | None = None  # per cached frame, the dataset's dense reward (`next.reward`) where it has one
 
     def __post_init__(self) -> None:
         n = len(self.frames)
         assert self.frames.ndim == 4 and self.frames.shape[-1] == 3 and self.frames.dtype == np.uint8, self.frames.shape
         assert self.frame_index.shape == (n,) and self.success.shape == (n,), (self.frame_index.shape, self.success.shape)
         assert self.quality in QUALITIES, self.quality
-        assert self.reward is None or self.reward.shape == (n,), self.reward.shape
 
     @property
     def first_success(self) -> int | None:

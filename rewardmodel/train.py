@@ -33,7 +33,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
     paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
-    failure_progress: bool = False  # failed runs' progress supervised by their dense reward (pairs.PairSampler)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -86,7 +85,7 @@ def train(
         torch.set_num_threads(config.threads)
 
     # data
-    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None, config.failure_progress)
+    sampler = PairSampler(trajectories, model_config.num_frames, config.ratios, data_seed, paraphrases.TRAIN if config.paraphrases else None)
 
     # model
     model = CurateRewardModel(model_config).to(device).train()

@@ -108,34 +108,6 @@ def test_each_strategy_gives_its_targets(strategy: str) -> None:
             assert rejected_success.tolist() == [0.0, 0.0, 0.0, 1.0]  # its own labels: success only at the end
 
 
-def test_failure_progress_supervises_failed_runs_by_their_reward_over_the_reward_at_success() -> None:
-    def rewarded(t: Trajectory, reward: np.ndarray) -> Trajectory:
-        return Trajectory(t.frames, t.frame_index, t.length, t.instruction, t.success, t.quality, reward=reward.astype(np.float32))
-
-    trajectories = [  # first success at index 6 in both successful runs: reward 4 and 7.5 there
-        rewarded(trajectory("open the drawer", "successful", seed=1), np.r_[np.linspace(0, 3, 6), np.full(6, 4.0)]),
-        rewarded(trajectory("open the drawer", "successful", seed=5), np.r_[np.linspace(0, 6, 6), np.full(6, 7.5)]),
-        rewarded(trajectory("open the drawer", "failure", seed=2), np.linspace(0, 6, 12)),  # ends above the scale: capped
-    ]
-    sampler = PairSampler(trajectories, 4, {"suboptimal": 1}, seed=0, failure_progress=True)
-    assert sampler.reward_at_success == {"open the drawer": float(np.median([4.0, 7.5]))}
-    batch = sampler.batch(6)
-    for i in range(6):
-        better = bool(batch.a_is_better[i])
-        rejected = (batch.progress_b if better else batch.progress_a)[i]
-        assert bool((batch.progress_mask_b if better else batch.progress_mask_a)[i].all())
-        assert float(rejected.max()) <= 0.9 and torch.all(rejected[1:] >= rejected[:-1])  # the reward rises; capped
-        assert not bool((batch.success_b if better else batch.success_a)[i].any())  # a failure's own labels
-    targets = sampler.failure_targets(trajectories[2], np.array([0, 5, 11]))
-    assert np.allclose(targets, [0.0, (6 * 5 / 11) / 5.75, 0.9])
-    assert sampler.failure_targets(trajectories[0], np.array([0, 5])) is None  # successes keep ROBOMETER's targets
-    off = PairSampler(trajectories, 4, {"suboptimal": 1}, seed=0).batch(6)  # the default: failed runs unsupervised
-    assert not bool(torch.where(off.a_is_better.bool()[:, None], off.progress_mask_b, off.progress_mask_a).any())
-    assert torch.equal(off.frames_a, batch.frames_a)  # the same draws either way
-    with pytest.raises(RewardModelError, match="--failure-progress needs a dense reward"):
-        PairSampler(pool(), 4, {"suboptimal": 1}, seed=0, failure_progress=True)  # no rewards at all
-
-
 def test_similar_task_negatives_come_from_the_nearest_instructions() -> None:
     tasks = ["open the drawer", "open the door", "press the button", "pick up the puck", "turn the dial"]
     sampler = PairSampler([trajectory(t, "successful", seed=i) for i, t in enumerate(tasks)], 4, {"similar_task": 1}, seed=0)
