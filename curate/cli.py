@@ -203,7 +203,7 @@ def rank(
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     instruction: Annotated[str | None, typer.Option(help="Rank scores under this instruction (default: each episode's own task).")] = None,
     dataset: Annotated[list[str] | None, typer.Option(help="Only these dataset roots (repeatable).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    model: Annotated[str | None, typer.Option(help="Whose scores: the id the index shows, or the --model given to `curate score` (needed when the index holds several).")] = None,
     top: Annotated[int | None, typer.Option(help="Show the best N.")] = None,
     bottom: Annotated[int | None, typer.Option(help="Show the worst N.")] = None,
     format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
@@ -245,7 +245,7 @@ def filter_(
     retrieval: Annotated[bool, typer.Option(help="Select from `curate retrieve query` results (the instruction is the query) instead of reward-model scores.")] = False,
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     dataset: Annotated[str | None, typer.Option(help="Source dataset root (needed when the index holds several).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    model: Annotated[str | None, typer.Option(help="Whose scores: the id the index shows, or the --model given to `curate score` (needed when the index holds several).")] = None,
     trim: Annotated[bool, typer.Option(help="Cut each kept episode to its useful frames: from just before progress rises to just after success (docs/cli.md).")] = False,
     trim_margin: Annotated[int, typer.Option(help="Frames kept on either side of the useful span with --trim.")] = 2,
     link: Annotated[bool, typer.Option(help="Hard-link the source's video files instead of copying them (same filesystem; treat both as read-only).")] = False,
@@ -286,7 +286,7 @@ def weights(
     out: Annotated[Path, typer.Option(help="New folder for progress.parquet.")],
     instruction: Annotated[str | None, typer.Option(help="Progress under this instruction (default: each episode's own task).")] = None,
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
-    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    model: Annotated[str | None, typer.Option(help="Whose scores: the id the index shows, or the --model given to `curate score` (needed when the index holds several).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Write every frame's progress as lerobot-train's RA-BC parquet, for reward-weighted behaviour cloning."""
@@ -356,7 +356,7 @@ def report(
     index: Annotated[Path, typer.Option(help="DuckDB index file.")] = Path("curate.duckdb"),
     instruction: Annotated[list[str] | None, typer.Option(help="Report scores under this instruction (repeatable; default: each episode's own task).")] = None,
     dataset: Annotated[list[str] | None, typer.Option(help="Only these dataset roots (repeatable).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model id in the index (needed when it holds several).")] = None,
+    model: Annotated[str | None, typer.Option(help="Whose scores: the id the index shows, or the --model given to `curate score` (needed when the index holds several).")] = None,
     camera: Annotated[str | None, typer.Option(help="Camera for the thumbnails (default: the first video key).")] = None,
     show: Annotated[int, typer.Option(help="How many best and worst episodes to show with curves and frames.")] = 5,
 ) -> None:

@@ -10,7 +10,8 @@ from curate.index import Index
 
 
 def choose_model(index: Index, model: str | None) -> str:
-    """The model to rank by: the one given (must be in the index), else the only one there, else the shipped
+    """The model to rank by: the one given (as the index names it, or as given to `curate score --model`), else the
+    only one there, else the shipped
     default's scores (an index from before an upgrade also holds the previous default's)."""
     models = index.models()
     if not models:
@@ -29,9 +30,14 @@ def _one_of(index: Index, models: list[str], model: str | None) -> str:
         if len(models) > 1:
             raise CurateError(f"index {index.path} holds scores of several models; pass --model, one of: {', '.join(models)}")
         return models[0]
-    if model not in models:
-        raise CurateError(f"model {model!r} has no scores in {index.path}; models there: {', '.join(models)}")
-    return model
+    if model in models:
+        return model
+    from curate.scorers import index_id_of  # loads torch: only when it is needed
+
+    named = index_id_of(model)  # the folder (or `default`) given to `curate score --model`
+    if named in models:
+        return named
+    raise CurateError(f"model {model!r} has no scores in {index.path}; models there: {', '.join(models)}")
 
 
 def ranked(

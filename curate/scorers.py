@@ -72,8 +72,31 @@ def curate_model_id(name: str, digest: str, config: dict) -> str:
 
 def shipped_model_id() -> str:
     """The index's name for the shipped default model."""
-    config = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())
-    return curate_model_id("default", provenance.file_sha256(DEFAULT_CHECKPOINT / "model.safetensors"), config)
+    return _curate_folder_id(DEFAULT_CHECKPOINT, "default")
+
+
+def _curate_folder_id(path: Path, name: str) -> str:
+    config = json.loads((path / "config.json").read_text())
+    return curate_model_id(name, provenance.file_sha256(path / "model.safetensors"), config)
+
+
+def index_id_of(model: str) -> str | None:
+    """The index's name for the scores `curate score --model MODEL` writes, when MODEL is `default` or a checkpoint
+    folder (None for anything else), read from its files without loading it: so rank, filter, report and weights
+    take the same --model as score."""
+    if model == "default":
+        return shipped_model_id()
+    path = Path(model).expanduser()
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        return None
+    try:
+        kind = _folder_type(path)
+    except CurateError:
+        return None
+    if kind == MODEL_TYPE:
+        return _curate_folder_id(path, path.resolve().name)
+    return model_id(path.resolve().name, provenance.file_sha256(weights))
 
 
 def open_scorer(model: str | None = None, device: str = "cpu") -> Scorer:

@@ -67,6 +67,14 @@ def test_rank_without_model_takes_the_shipped_default_else_asks(tiny_dataset: Pa
             assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["rank", "--index", str(two)])
     assert result.exit_code == 2 and "holds scores of several models; pass --model" in result.output
+    # --model takes what `curate score --model` took, as well as the index's id
+    for model, index in ((other, two), ("default", with_default)):
+        by_folder = runner.invoke(app, ["rank", "--index", str(index), "--model", str(model), "--format", "json"])
+        assert by_folder.exit_code == 0, by_folder.output
+        expected = shipped_model_id() if model == "default" else f"other_rm@{file_sha256(other / 'model.safetensors')[:12]}"
+        assert {r["model"] for r in json.loads(by_folder.output)} == {expected}
+    unknown = runner.invoke(app, ["rank", "--index", str(two), "--model", str(tmp_path)])
+    assert unknown.exit_code == 2 and "has no scores in" in unknown.output
     ranked = runner.invoke(app, ["rank", "--index", str(with_default), "--format", "json"])
     assert ranked.exit_code == 0, ranked.output
     assert {r["model"] for r in json.loads(ranked.output)} == {shipped_model_id()}
@@ -87,6 +95,8 @@ def test_a_lerobot_registry_model_scores_through_the_same_path(tiny_dataset: Pat
     # the reward is the last frame's mean brightness: the flat colour frame_image drew, within video loss
     expected = [frame_image(e, n - 1, 1).mean() / 255 for e, (_, n, _) in enumerate(TINY_EPISODES)]
     assert rows.sort_values("episode_index")["final_progress"].tolist() == pytest.approx(expected, abs=0.02)
+    ranked = runner.invoke(app, ["rank", "--index", str(index), "--model", str(folder), "--format", "json"])
+    assert ranked.exit_code == 0 and len(json.loads(ranked.output)) == 4, ranked.output
     dense = runner.invoke(app, ["score", str(tiny_dataset), "--index", str(tmp_path / "d.duckdb"), "--model", str(folder), "--stride", "1"])
     assert dense.exit_code == 2 and "scores sampled frames only: drop --stride" in dense.output and not (tmp_path / "d.duckdb").exists()
 
