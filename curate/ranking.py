@@ -11,8 +11,8 @@ from curate.index import Index
 
 def choose_model(index: Index, model: str | None) -> str:
     """The model to rank by: the one given (as the index names it, or as given to `curate score --model`), else the
-    only one there, else the shipped
-    default's scores (an index from before an upgrade also holds the previous default's)."""
+    only one there, else the shipped default's scores (an index from before an upgrade also holds the previous
+    default's)."""
     models = index.models()
     if not models:
         raise CurateError(f"index {index.path} holds no scores; run `curate score DATASET --index {index.path}` first")
