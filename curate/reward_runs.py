@@ -109,16 +109,20 @@ def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = Fals
             raise CurateError(f"{path} and {members[0]} calibrate their success heads differently; join the checkpoints as trained, then calibrate the ensemble with `curate rm calibrate`")
         if differ:
             raise CurateError(f"{path} differs from {members[0]} in {', '.join(differ)}; an ensemble's members share one config (train them with the same options, other seeds)")
+    digests = [provenance.file_sha256(Path(m) / "model.safetensors") for m in members]
+    for i, digest in enumerate(digests):
+        if digest in digests[:i]:  # the same run twice (or a copy of it) would pass for two seeds' agreement
+            raise CurateError(f"{members[i]} has the same weights as {members[digests.index(digest)]}; an ensemble joins runs trained apart (other seeds)")
     ensemble = CurateRewardModel(replace(models[0].config, members=len(models)))
     for slot, model in zip(ensemble.members, models, strict=True):
         slot.load_state_dict(model.state_dict())
     sources = []
-    for path in members:
+    for path, digest in zip(members, digests, strict=True):
         log = Path(path) / TRAINING_LOG
         training = json.loads(log.read_text()) if log.is_file() else None
         if isinstance(training, dict) and training.get("history"):  # the curves stay with the member; its last step here
             training["final"] = training.pop("history")[-1]
-        sources.append({"path": str(Path(path).resolve()), "weights_sha256": provenance.file_sha256(Path(path) / "model.safetensors"), "training": training})
+        sources.append({"path": str(Path(path).resolve()), "weights_sha256": digest, "training": training})
     with atomic_folder(out, overwrite, inputs=members) as partial:
         ensemble.save_pretrained(partial)
         log = {"members": sources, "out": str(Path(out).resolve()), "code_version": provenance.code_version(), "created": provenance.now()}

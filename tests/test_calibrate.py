@@ -80,7 +80,11 @@ def test_an_ensemble_is_calibrated_after_joining(tiny_dataset: Path, tiny_model:
     assert runner.invoke(app, [*calibrate, "--model", str(tiny_model), "--out", str(tmp_path / "cal")]).exit_code == 0
     mixed = runner.invoke(app, ["rm", "ensemble", str(tiny_model), str(tmp_path / "cal"), "--out", str(tmp_path / "ens")])
     assert mixed.exit_code == 2 and "calibrate their success heads differently" in mixed.output and not (tmp_path / "ens").exists()
-    assert runner.invoke(app, ["rm", "ensemble", str(tiny_model), str(tiny_model), "--out", str(tmp_path / "ens")]).exit_code == 0
+    other = load_model(tiny_model)  # a second member: the same config, other weights
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    other.save_pretrained(tmp_path / "other")
+    assert runner.invoke(app, ["rm", "ensemble", str(tiny_model), str(tmp_path / "other"), "--out", str(tmp_path / "ens")]).exit_code == 0
     result = runner.invoke(app, [*calibrate, "--model", str(tmp_path / "ens"), "--out", str(tmp_path / "ens_cal")])
     assert result.exit_code == 0, result.output
     joined = load_model(tmp_path / "ens_cal")

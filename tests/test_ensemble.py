@@ -58,13 +58,14 @@ def test_an_ensemble_averages_its_members_in_every_output_and_scores_from_the_cl
         ensemble.train().forward(None)
 
 
-def test_ensemble_refuses_one_member_an_ensemble_mixed_configs_and_its_own_input(tmp_path: Path) -> None:
+def test_ensemble_refuses_one_member_an_ensemble_mixed_configs_a_repeated_member_and_its_own_input(tmp_path: Path) -> None:
     a, b = members(tmp_path)
     train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_source="own"), TrainConfig(steps=1, batch_size=2))[0].save_pretrained(tmp_path / "own")
     cases = [
         ([str(a)], "an ensemble needs at least 2 checkpoints, got 1"),
         ([str(a), str(tmp_path / "own")], "differs from"),
         ([str(a), str(tmp_path / "nope")], "is not a reward model checkpoint"),
+        ([str(a), str(b), str(a)], "has the same weights as"),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["rm", "ensemble", *args, "--out", str(tmp_path / "out")])
