@@ -33,7 +33,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "cpu"  # under torchrun with cuda: each rank's own GPU
     paraphrases: bool = False  # train under the paraphrases of rewardmodel.paraphrases.TRAIN half the time
-    erase: float = 0.0  # share of trajectories given an occluding rectangle by `augment` (random erasing)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -47,7 +46,7 @@ class TrainConfig:
             raise RewardModelError(f"unknown pair strategies {sorted(unknown)}; valid: {', '.join(STRATEGIES)}")
 
 
-def augment(frames: torch.Tensor, generator: torch.Generator, erase: float = 0.0) -> torch.Tensor:
+def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Per trajectory, so all its frames move together: a mirror image half the time, a rotation of up to 10 degrees,
     a zoom of 0.85-1.15x, a shift of up to 1/8 of the image, and brightness, contrast and colour jitter (uint8 in,
     uint8 out). Cameras differ in side, angle and distance; the model should follow the task, not one camera's pixels."""
@@ -65,14 +64,6 @@ def augment(frames: torch.Tensor, generator: torch.Generator, erase: float = 0.0
     gain = uniform(0.8, 1.2, 1, 1, 1, 1) * uniform(0.9, 1.1, 1, c, 1, 1)  # contrast, and colour per channel
     bias = uniform(-20, 20, 1, 1, 1, 1)
     out.sub_(128).mul_(gain).add_(128).add_(bias)  # (out - 128) * gain + 128 + bias, in place
-    if erase > 0:  # one rectangle per trajectory, the same on every frame: 2-25% of the image, aspect 0.3-3.3, one colour
-        area, aspect = uniform(0.02, 0.25) * h * w, torch.exp(uniform(math.log(0.3), math.log(3.3)))
-        eh, ew = (area * aspect).sqrt().clamp(max=h), (area / aspect).sqrt().clamp(max=w)
-        top, left = uniform(0, 1) * (h - eh), uniform(0, 1) * (w - ew)
-        rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
-        box = (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1)) & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))
-        box &= (torch.rand(b, generator=generator) < erase).view(b, 1, 1)
-        out = torch.where(box.view(b, 1, 1, h, w), uniform(0, 255, 1, c, 1, 1), out)
     return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
 
 
@@ -111,7 +102,7 @@ def train(
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
         batch = sampler.batch(config.batch_size)
-        batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator, config.erase), "frames_b": augment(batch.frames_b, generator, config.erase)})
+        batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
         loss, logs = replicated(batch)
         if not torch.isfinite(loss):
             raise RewardModelError(f"the loss became {loss.item()} at step {step} (batch strategies {sorted(set(batch.strategies))}, logs {logs}); lower --lr or check the data")
