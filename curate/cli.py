@@ -390,7 +390,6 @@ def rm_train(
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     mirror_average: Annotated[bool, typer.Option(help="The checkpoint scores every clip and its mirror image and averages the two (twice the scoring time; docs/rewardmodel.md).")] = True,
-    dropout: Annotated[float, typer.Option(help="Dropout in the transformer and the heads.")] = 0.1,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
@@ -401,7 +400,7 @@ def rm_train(
 
     from curate.reward_runs import model_config, train_model
 
-    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average, dropout)
+    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
