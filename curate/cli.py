@@ -388,7 +388,6 @@ def rm_train(
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per rank).")] = "cpu",
     match_weight: Annotated[float, typer.Option(help="Weight of the match head's in-batch loss (0: no match head).")] = 1.0,
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
-    match_swap: Annotated[float, typer.Option(help="Weight of match negatives that join one run's scene with another task's run's change (0: none; docs/rewardmodel.md).")] = 0.0,
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     mirror_average: Annotated[bool, typer.Option(help="The checkpoint scores every clip and its mirror image and averages the two (twice the scoring time; docs/rewardmodel.md).")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
@@ -401,7 +400,7 @@ def rm_train(
 
     from curate.reward_runs import model_config, train_model
 
-    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average, match_swap)
+    model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves

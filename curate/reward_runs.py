@@ -31,7 +31,7 @@ def load_many(datasets: Sequence[str | Path], image_size: int, cameras: Sequence
     return trajectories
 
 
-def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared", mirror_average: bool = True, match_swap_weight: float = 0.0) -> CurateRewardConfig:
+def model_config(backbone: str, image_size: int, frames: int, match_weight: float, ablation: str, match_source: str = "shared", mirror_average: bool = True) -> CurateRewardConfig:
     """`curate rm train`'s model settings: the backbone and sizes, with the ablation's loss weights, and whether
     predictions average the clip and its mirror image (training's augmentation mirrors half the clips)."""
     from rewardmodel.config import ABLATIONS
@@ -39,7 +39,7 @@ def model_config(backbone: str, image_size: int, frames: int, match_weight: floa
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
     try:
-        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, mirror_average=mirror_average, match_swap_weight=match_swap_weight, **{"match_weight": match_weight} | ABLATIONS[ablation])
+        return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, mirror_average=mirror_average, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
         raise CurateError(str(err)) from None
 

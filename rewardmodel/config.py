@@ -47,10 +47,6 @@ class CurateRewardConfig(RewardModelConfig):
     # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
     # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
     match_source: str = "shared"
-    # training only: weight of negatives made by joining one row's scene (the mean of its frame features) with another
-    # task's row's change (last minus first), which must match neither row's instruction; 0 adds none
-    # (docs/rewardmodel.md, "Scene and change from two runs")
-    match_swap_weight: float = 0.0
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
@@ -81,8 +77,6 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"num_bins must be at least 2, got {self.num_bins}")
         if self.match_weight < 0:
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
-        if self.match_swap_weight < 0:
-            raise ValueError(f"match_swap_weight must be >= 0, got {self.match_swap_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
         if not self.success_scale > 0:

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
@@ -167,26 +166,9 @@ class CurateRewardModel(PreTrainedRewardModel):
             tasks = batch.tasks or batch.instructions
             same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
             match = losses.match_loss(logits, same)
-            if c.match_swap_weight > 0:
-                match = match + c.match_swap_weight * self._swap_loss(chosen, batch.instructions, same)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
-
-    def _swap_loss(self, chosen: Tensor, instructions: list[str], same: Tensor) -> Tensor:
-        """Row i's scene (the summary's mean half) joined with row i-1's change (its last-minus-first half), for rows
-        of two different tasks, must match neither task's instructions: a head that reads only the arm's moves, or
-        only the scene, gets these wrong. Rows are drawn at random, so neighbours are a random pairing."""
-        h = chosen.shape[1] // 2
-        rows = torch.arange(len(chosen), device=chosen.device)
-        other = rows.roll(1)
-        keep = ~same[rows, other]
-        if not keep.any():
-            return chosen.new_zeros(())
-        joined = torch.cat([chosen[keep, :h], chosen[other[keep], h:]], 1)
-        logits = self.match(joined, self._text(instructions))
-        either = same[rows[keep]] | same[other[keep]]  # the columns of the scene's task and of the change's task
-        return -F.logsigmoid(-logits[either]).mean()
 
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:

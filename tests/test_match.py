@@ -71,33 +71,6 @@ def test_the_match_loss_reaches_the_progress_cnn_only_when_it_shares_it(source: 
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.match_frames.parameters())
 
 
-def test_scene_and_change_joined_from_two_tasks_rows_are_negatives_for_both_tasks() -> None:
-    only_match = dict(progress_weight=0.0, success_weight=0.0, preference_weight=0.0, rank_weight=0.0, match_weight=1.0, dropout=0.0)
-    torch.manual_seed(0)
-    plain = CurateRewardModel(CurateRewardConfig(**TINY, **only_match))
-    joined = CurateRewardModel(CurateRewardConfig(**TINY, **only_match, match_swap_weight=0.5))
-    joined.load_state_dict(plain.state_dict())
-    batch = PairSampler(pool(), 4, RATIOS, seed=0).batch(8)
-    assert len(set(batch.tasks)) > 1
-    (loss, logs), (with_swap, swap_logs) = plain(batch), joined(batch)
-    chosen = torch.where(batch.a_is_better.bool().unsqueeze(1), *(joined.backbone(joined.prepare(f), batch.instructions).video_a for f in (batch.frames_a, batch.frames_b)))
-    same = torch.tensor([[x == y for y in batch.tasks] for x in batch.tasks])
-    h, rows = chosen.shape[1] // 2, torch.arange(8)
-    keep = ~same[rows, rows.roll(1)]
-    mixed = torch.cat([chosen[keep, :h], chosen[rows.roll(1)[keep], h:]], 1)
-    logits = joined.match(mixed, joined._text(batch.instructions))
-    expected = -torch.nn.functional.logsigmoid(-logits[same[rows[keep]] | same[rows.roll(1)[keep]]]).mean()
-    assert with_swap.item() == pytest.approx(loss.item() + 0.5 * expected.item(), rel=1e-5)
-    assert swap_logs["match"] > logs["match"]
-    one_task = PairSampler([t for t in pool() if t.instruction == "open the drawer"], 4, {"rewind": 1.0}, seed=0).batch(4)
-    assert joined(one_task)[0].item() == pytest.approx(plain(one_task)[0].item())  # no two tasks: nothing to join
-
-
-def test_a_negative_swap_weight_is_refused() -> None:
-    with pytest.raises(ValueError, match="match_swap_weight"):
-        CurateRewardConfig(**TINY, match_weight=1.0, match_swap_weight=-1.0)
-
-
 def test_a_match_head_with_its_own_cnn_round_trips_and_scores_densely_as_in_one_pass(tmp_path: Path) -> None:
     model, _ = train(pool(), CurateRewardConfig(**TINY, match_weight=1.0, match_source="own"), TrainConfig(steps=2, batch_size=4))
     model.save_pretrained(tmp_path / "rm")
