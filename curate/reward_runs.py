@@ -15,6 +15,7 @@ from curate.rm_data import load_trajectories
 from rewardmodel import distributed
 from rewardmodel.calibrate import Calibration, fit_calibration
 from rewardmodel.config import CurateRewardConfig
+from rewardmodel.match_training import MatchConfig, cache_features, train_match, with_imagenet_match
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
 from rewardmodel.metrics import alignment_metrics
 from rewardmodel.model import DEFAULT_CHECKPOINT, CurateRewardModel, load_model
@@ -38,6 +39,8 @@ def model_config(backbone: str, image_size: int, frames: int, match_weight: floa
 
     if ablation not in ABLATIONS:
         raise CurateError(f"unknown --ablation {ablation!r}; valid: {', '.join(ABLATIONS)}")
+    if match_source == "imagenet":
+        raise CurateError("--match-source imagenet is trained on top of a trained checkpoint: train with shared or own, then run `curate rm match`")
     try:
         return CurateRewardConfig(backbone=backbone, image_size=image_size, num_frames=frames, match_source=match_source, mirror_average=mirror_average, **{"match_weight": match_weight} | ABLATIONS[ablation])
     except ValueError as err:
@@ -165,6 +168,47 @@ def calibrate_model(
         }
         (partial / "calibration.json").write_text(json.dumps(log, indent=1))
     return fit
+
+
+def match_model(
+    source: str | Path | None,
+    datasets: Sequence[str | Path],
+    out: Path,
+    config: MatchConfig,
+    cameras: Sequence[str] | None = None,
+    overwrite: bool = False,
+    on_load: Callable[[int], None] | None = None,
+    on_cache: tuple[Callable[[int], None], Callable[[], None]] | None = None,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
+    """Checkpoint `source` (None: the shipped one) copied to `out` with a match head trained anew on a frozen ImageNet
+    network's features of `datasets`' successful episodes (its training data, or more); every other weight, and any
+    calibration, as they were. Its training log is copied; match_training.json holds this stage's."""
+    folder = Path(source) if source is not None else DEFAULT_CHECKPOINT
+    check_target(out, overwrite, inputs=[folder, *datasets])  # before decoding episodes
+    model = with_imagenet_match(load_model(folder), config.seed)
+    trajectories = load_many(datasets, model.config.image_size, cameras, on_load)
+    if on_cache is not None:
+        on_cache[0](len(trajectories))
+    cached = cache_features(model, trajectories, None if on_cache is None else on_cache[1])
+    history = train_match(model, cached, config, on_log)
+    with atomic_folder(out, overwrite, inputs=[folder, *datasets]) as partial:
+        model.save_pretrained(partial)
+        for name in (TRAINING_LOG, "training_curves.png", "calibration.json"):
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, partial / name)
+        log = {
+            "source": str(folder.resolve()),
+            "datasets": [str(Path(d).resolve()) for d in datasets],
+            "cameras": list(cameras or []),
+            "successful_trajectories": len(cached),
+            "match_config": asdict(config),
+            "code_version": provenance.code_version(),
+            "created": provenance.now(),
+            "history": history,
+        }
+        (partial / "match_training.json").write_text(json.dumps(log, indent=1))
+    return history
 
 
 def check_frames(model: CurateRewardModel, num_frames: int) -> None:

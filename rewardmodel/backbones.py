@@ -111,8 +111,17 @@ class CompactBackbone(Backbone):
         self.config = config
         self.hidden_size = h
         self.frames = FrameEncoder(h)
-        # the match head's own CNN, half as wide (docs/rewardmodel.md): encode() gives both CNNs' features side by side
-        self.match_frames = FrameEncoder(h, 8) if config.match_weight > 0 and config.match_source == "own" else None
+        # the match head's frames (docs/rewardmodel.md): a CNN of its own at half the width ("own"), or a frozen
+        # ImageNet network projected to h ("imagenet"); encode() gives them beside the progress CNN's features
+        self.match_frames: nn.Module | None = None
+        if config.match_weight > 0 and config.match_source == "own":
+            self.match_frames = FrameEncoder(h, 8)
+        elif config.match_weight > 0 and config.match_source == "imagenet":
+            from rewardmodel.imagenet import ImageNetFrames
+
+            self.match_frames = ImageNetFrames(h)
+        # what the match head summarises per frame: its own frames' features, or with "imagenet" both side by side
+        self.match_width = 2 * h if config.match_source == "imagenet" and self.match_frames is not None else h
         self.text = nn.Linear(config.text_dim, h)
         self.position = nn.Embedding(config.max_frames, h)
         self.kind = nn.Embedding(5, h)  # instruction, frame of A, split, frame of B, preference
@@ -126,7 +135,8 @@ class CompactBackbone(Backbone):
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
     def encode(self, frames: Tensor) -> Tensor:
-        """(N, 3, S, S) -> (N, H): the CNN's features; (N, 2H) with the match head's own CNN's beside them."""
+        """(N, 3, S, S) -> (N, H): the CNN's features; (N, 2H) with the match head's own CNN's (or projected ImageNet
+        features) beside them."""
         if self.match_frames is None:
             return self.frames(frames)
         return torch.cat([self.frames(frames), self.match_frames(frames)], -1)
@@ -153,7 +163,7 @@ class CompactBackbone(Backbone):
 
     def from_encoded(self, encoded_a: Tensor, instructions: list[str], encoded_b: Tensor | None = None) -> BackboneOutput:
         h = self.hidden_size
-        split = (lambda e: (e, e)) if self.match_frames is None else (lambda e: (e[..., :h], e[..., h:]))  # noqa: E731
+        split = (lambda e: (e, e)) if self.match_frames is None else (lambda e: (e[..., :h], e[..., h:] if self.match_width == h else e))  # noqa: E731
         features_a, match_a = split(encoded_a)
         features_b, match_b = (None, None) if encoded_b is None else split(encoded_b)
         return self._from_features(features_a, instructions, features_b, match_a, match_b)

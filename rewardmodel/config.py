@@ -8,7 +8,7 @@ from lerobot.configs.rewards import RewardModelConfig
 from rewardmodel.text import PACKAGED_TEXT_ENCODER
 
 MODEL_TYPE = "curate_robometer"
-MATCH_SOURCES = ("shared", "own")
+MATCH_SOURCES = ("shared", "own", "imagenet")
 # Loss-weight presets for ablations: ReWiND-like progress only, and preference only.
 ABLATIONS = {
     "none": {},
@@ -44,8 +44,10 @@ class CurateRewardConfig(RewardModelConfig):
     # 0 builds none, as in checkpoints made before it existed
     match_weight: float = 0.0
     match_dim: int = 128
-    # what the match head summarises: the CNN the progress head reads ("shared", the shipped model) or a narrow CNN
-    # of its own ("own"), so its loss does not pull the progress head's features (docs/rewardmodel.md)
+    # what the match head summarises: the CNN the progress head reads ("shared"), a narrow CNN of its own ("own"),
+    # so its loss does not pull the progress head's features, or the shared CNN's features beside a frozen ImageNet
+    # network's ("imagenet"; trained by `curate rm match` on a trained checkpoint)
+    # (docs/rewardmodel.md)
     match_source: str = "shared"
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less

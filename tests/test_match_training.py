@@ -1,0 +1,80 @@
+"""`curate rm match`: a trained model's match head trained anew on a frozen ImageNet network, through the CLI users run."""
+
+import json
+from pathlib import Path
+
+import torch
+from tiny import CAMERAS, TINY_EPISODES, tiny_episode
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.lerobot_io import write_dataset
+from curate.rm_data import load_trajectories
+from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0, packaged_weights
+from rewardmodel.images import resize_square
+from rewardmodel.match_training import cache_features, with_imagenet_match
+from rewardmodel.model import load_model
+
+
+def test_rm_match_trains_the_match_head_and_nothing_else(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "matched"
+    args = ["rm", "match", "--model", str(tiny_model), "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "3", "--batch-size", "4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "after 3 steps" in result.output
+    assert {"config.json", "model.safetensors", "match_training.json"} <= {p.name for p in out.iterdir()}
+    log = json.loads((out / "match_training.json").read_text())
+    assert len(log["history"]) == 3 and log["successful_trajectories"] == 4  # episodes 0 and 3, 2 cameras each (episode 2 succeeds late)
+
+    before, after = load_model(tiny_model), load_model(out)
+    assert before.match is None and after.match is not None and after.config.match_source == "imagenet"
+    frames = torch.randint(0, 255, (3, 4, 32, 32, 3), dtype=torch.uint8)
+    words = ["open the drawer", "press the button", "open the drawer"]
+    (p0, s0, _), (p1, s1, match) = before.predict_all(frames, words), after.predict_all(frames, words)
+    assert torch.equal(p0, p1) and torch.equal(s0, s1)  # progress and success as trained
+    assert match.shape == (3,) and ((match >= 0) & (match <= 1)).all()
+    network = after.backbone.match_frames.network.state_dict()
+    assert all(torch.equal(network[k], v) for k, v in packaged_weights().items())  # frozen: ImageNet's, batch norm included
+
+    twin = CliRunner().invoke(app, [*args[:6], "--out", str(tmp_path / "twin"), *args[8:]])  # the same seed
+    assert twin.exit_code == 0, twin.output
+    assert (tmp_path / "twin" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+    inside = CliRunner().invoke(app, [*args[:6], "--out", str(tiny_model)])
+    assert inside.exit_code == 2 and "is an input of this command" in inside.output
+
+
+def test_the_cached_features_are_the_networks(tiny_dataset: Path, tiny_model: Path) -> None:
+    model = with_imagenet_match(load_model(tiny_model))
+    trajectories = load_trajectories(tiny_dataset, model.config.image_size)
+    cached = cache_features(model, trajectories)
+    first = next(t for t in trajectories if t.quality == "successful")
+    x = model.prepare(torch.from_numpy(first.frames).unsqueeze(0))[0]
+    with torch.inference_mode():
+        plain = torch.cat([model.backbone.frames(x), model.backbone.match_frames.network(resize_square(x, IMAGENET_SIZE))], -1)
+    assert cached[0].features.shape == plain.shape
+    assert torch.allclose(cached[0].features.float(), plain, atol=2e-2, rtol=1e-2)  # float16 cache of the traced network
+
+
+def test_the_network_stays_frozen_in_training_mode() -> None:
+    network = EfficientNetLite0().train()
+    assert not network.training and not any(p.requires_grad for p in network.parameters())
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(network(x), network(x)) and network(x).shape == (2, 1280)
+
+
+def test_rm_match_needs_successes_of_two_tasks_and_writes_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    one_task = write_dataset(tmp_path / "one_task", (tiny_episode(i, *spec) for i, spec in enumerate(TINY_EPISODES[:2])), fps=10, camera_keys=CAMERAS)
+    out = tmp_path / "matched"
+    result = CliRunner().invoke(app, ["rm", "match", "--model", str(tiny_model), "--dataset", str(one_task), "--out", str(out), "--steps", "2"])
+    assert result.exit_code != 0 and "successes of at least 2 tasks" in result.output
+    assert not out.exists()
+
+
+def test_rm_train_refuses_the_imagenet_match_source(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "1", "--match-source", "imagenet"])
+    assert result.exit_code != 0 and "curate rm match" in result.output
+    assert not out.exists()
