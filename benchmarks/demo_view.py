@@ -54,7 +54,7 @@ def main(
             succeeded = np.array([t.quality == "successful" for t in trajectories])
             if not (succeeded & (tasks == DRAWER)).any() or not (succeeded & (tasks == DOOR)).any():
                 raise typer.BadParameter(f"{dataset} needs successful drawer and door openings; generate it as above", param_hint="--dataset")
-        select = model_selector(reward_model)  # curate rank's rule: final progress x match
+        select = model_selector(reward_model, sorted(set(tasks)))  # curate rank's rule: final progress x match
         with torch.inference_mode():
             score = select_scores(select, trajectories, DRAWER, frames)
             match = select_scores(lambda clips, words: reward_model.predict_all(clips, words)[2], trajectories, DRAWER, frames)

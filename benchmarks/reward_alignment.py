@@ -11,6 +11,7 @@ trained on), OOD-task (held-out tasks), paraphrase (the ID episodes under held-o
 Recipes are chosen on ID alone (`--splits ID`), so the other splits stay tests, not targets.
 """
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -59,13 +60,23 @@ def siglip_scorer(siglip: Siglip):
     return score
 
 
-def model_selector(model) -> Selector:
-    """curate rank's rule: final progress x match probability (final progress alone without a match head)."""
+def model_selector(model, vocabulary: list[str]) -> Selector:
+    """curate rank's rule: final progress x match probability (final progress alone without a match head). Each
+    trajectory is scored once under the whole vocabulary through `predict_grids`, its frames encoded once (as `curate
+    score` does), not once per instruction: a match head on an ImageNet network would otherwise run it 34 times."""
+    table: dict[str, dict[str, float]] = {}
 
     @torch.inference_mode()
     def select(frames: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        progress, _, match = model.predict_all(frames, instructions)
-        return progress[:, -1] * (1.0 if match is None else match)
+        out = []
+        for row, instruction in zip(frames, instructions, strict=True):
+            key = hashlib.blake2b(row.numpy().tobytes(), digest_size=16).hexdigest()
+            if instruction not in table.setdefault(key, {}):
+                words = [instruction, *(w for w in vocabulary if w not in table[key] and w != instruction)]
+                progress, _, match = model.predict_grids(row, [np.arange(len(row))], words)
+                table[key] |= dict(zip(words, (progress[:, -1] * (1.0 if match is None else match)).tolist(), strict=True))
+            out.append(table[key][instruction])
+        return torch.tensor(out)
 
     return select
 
@@ -115,8 +126,9 @@ def main(
         source, phrasings = SPLITS[split]
         trajectories = data[source]
         results[split] = {}
+        vocabulary = sorted({w for t in trajectories for w in ((phrasings or {}).get(t.instruction, ()) if phrasings is not None else (t.instruction,))})
         for name, models in recipes.items():
-            per_seed = [metrics_for(m.predict, model_selector(m), trajectories, frames, phrasings, m) for m in models]
+            per_seed = [metrics_for(m.predict, model_selector(m, vocabulary), trajectories, frames, phrasings, m) for m in models]
             results[split][name] = summary(per_seed)
         if similarity is not None:
             scorer = siglip_scorer(similarity)
