@@ -154,18 +154,8 @@ def calibrate_model(
     with atomic_folder(out, overwrite, inputs=[folder, *datasets]) as partial:
         replace(model.config, success_scale=fit.scale, success_bias=fit.bias).save_pretrained(partial)
         shutil.copyfile(folder / "model.safetensors", partial / "model.safetensors")  # byte for byte: the same weights digest
-        for name in (TRAINING_LOG, "training_curves.png"):
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, partial / name)
-        log = {
-            **asdict(fit),
-            "source": str(folder.resolve()),
-            "datasets": [str(Path(d).resolve()) for d in datasets],
-            "cameras": list(cameras or []),
-            "frames": frames,
-            "code_version": provenance.code_version(),
-            "created": provenance.now(),
-        }
+        copy_logs(folder, partial, (TRAINING_LOG, "training_curves.png"))
+        log = {**asdict(fit), **derived_from(folder, datasets, cameras), "frames": frames}
         (partial / "calibration.json").write_text(json.dumps(log, indent=1))
     return fit
 
@@ -194,21 +184,28 @@ def match_model(
     history = train_match(model, cached, config, on_log)
     with atomic_folder(out, overwrite, inputs=[folder, *datasets]) as partial:
         model.save_pretrained(partial)
-        for name in (TRAINING_LOG, "training_curves.png", "calibration.json"):
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, partial / name)
-        log = {
-            "source": str(folder.resolve()),
-            "datasets": [str(Path(d).resolve()) for d in datasets],
-            "cameras": list(cameras or []),
-            "successful_trajectories": len(cached),
-            "match_config": asdict(config),
-            "code_version": provenance.code_version(),
-            "created": provenance.now(),
-            "history": history,
-        }
+        copy_logs(folder, partial, (TRAINING_LOG, "training_curves.png", "calibration.json"))
+        log = {**derived_from(folder, datasets, cameras), "successful_trajectories": len(cached), "match_config": asdict(config), "history": history}
         (partial / "match_training.json").write_text(json.dumps(log, indent=1))
     return history
+
+
+def copy_logs(folder: Path, partial: Path, names: Sequence[str]) -> None:
+    """A derived checkpoint keeps its source's logs (those it has)."""
+    for name in names:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, partial / name)
+
+
+def derived_from(folder: Path, datasets: Sequence[str | Path], cameras: Sequence[str] | None) -> dict:
+    """What a derived checkpoint's log records of where it came from."""
+    return {
+        "source": str(folder.resolve()),
+        "datasets": [str(Path(d).resolve()) for d in datasets],
+        "cameras": list(cameras or []),
+        "code_version": provenance.code_version(),
+        "created": provenance.now(),
+    }
 
 
 def check_frames(model: CurateRewardModel, num_frames: int) -> None:
