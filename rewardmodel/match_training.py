@@ -2,7 +2,6 @@
 every other weight as trained: each frame of the successful trajectories is encoded once and cached, so the stage
 costs the encoding and a few minutes of small steps (docs/rewardmodel.md, "A pretrained network for the match head")."""
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,7 +14,9 @@ from rewardmodel import losses, paraphrases
 from rewardmodel.backbones import summarise
 from rewardmodel.errors import RewardModelError
 from rewardmodel.model import CurateRewardModel
+from rewardmodel.pairs import chosen_segment, reworded, spread
 from rewardmodel.records import Trajectory
+from rewardmodel.train import cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,7 @@ def train_match(model: CurateRewardModel, cached: list[CachedTrajectory], config
     project, h = model.backbone.match_frames.project, model.backbone.hidden_size
     params = [*model.match.parameters(), *project.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = max(1, config.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0))))
+    schedule = cosine_schedule(optimizer, max(1, config.steps // 20), config.steps)
     num_frames = model.config.num_frames
     model.train()
     history, started = [], time.perf_counter()
@@ -99,12 +99,9 @@ def train_match(model: CurateRewardModel, cached: list[CachedTrajectory], config
         videos, instructions, tasks = [], [], []
         for row in rng.integers(0, len(cached), config.batch_size):
             item = cached[row]
-            start = int(rng.integers(0, item.first_success // 2 + 1))
-            end = int(rng.integers(max(item.first_success, start + 1), len(item.features)))
-            frames = item.features[np.round(np.linspace(start, end, num_frames)).astype(int)].float()
+            frames = item.features[spread(*chosen_segment(rng, item.first_success, len(item.features)), num_frames)].float()
             videos.append(summarise(torch.cat([frames[:, :h], project(frames[:, h:])], -1).unsqueeze(0))[0])
-            words = paraphrases.TRAIN.get(item.instruction, ())
-            instructions.append(words[rng.integers(len(words))] if words and rng.random() < 0.5 else item.instruction)
+            instructions.append(reworded(rng, item.instruction, paraphrases.TRAIN))
             tasks.append(item.instruction)
         logits = model.match(torch.stack(videos), model._text(instructions))
         loss = losses.match_loss(logits, torch.tensor([[a == b for b in tasks] for a in tasks]))

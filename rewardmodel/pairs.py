@@ -44,6 +44,26 @@ def progress_targets(positions: np.ndarray, start: int, first_success: int) -> n
     return np.clip((positions - start) / max(cutoff - start - 1, 1), 0.0, 1.0)
 
 
+def chosen_segment(rng: np.random.Generator, first_success: int, length: int) -> tuple[int, int]:
+    """(start, end) of a random segment of a successful trajectory of `length` cached frames that reaches its first
+    success: it starts in the first half before success and ends at or after it."""
+    start = int(rng.integers(0, first_success // 2 + 1))
+    return start, int(rng.integers(max(first_success, start + 1), length))
+
+
+def spread(start: int, end: int, num_frames: int) -> np.ndarray:
+    """num_frames cached positions linspace-sampled over [start, end]."""
+    return np.round(np.linspace(start, end, num_frames)).astype(int)
+
+
+def reworded(rng: np.random.Generator, instruction: str, paraphrases: dict[str, tuple[str, ...]]) -> str:
+    """One of the instruction's paraphrases half the time (a draw only where it has some), else the instruction."""
+    others = paraphrases.get(instruction, ())
+    if others and rng.random() < 0.5:
+        return others[int(rng.integers(len(others)))]
+    return instruction
+
+
 class PairSampler:
     """Draws pair batches from trajectories grouped by instruction; deterministic for a seed."""
 
@@ -78,15 +98,12 @@ class PairSampler:
         return {name: [names[j] for j in row.tolist() if j != i] for i, (name, row) in enumerate(zip(names, nearest, strict=True))}
 
     def _positions(self, start: int, end: int) -> np.ndarray:
-        """num_frames cached positions linspace-sampled over [start, end]."""
-        return np.round(np.linspace(start, end, self.num_frames)).astype(int)
+        return spread(start, end, self.num_frames)
 
     def chosen(self, trajectory: Trajectory) -> tuple[Sample, int, int]:
         """A random segment of a successful trajectory that reaches its first success; returns it, start and end."""
         first = trajectory.first_success
-        n = len(trajectory.frames)
-        start = int(self.rng.integers(0, first // 2 + 1))
-        end = int(self.rng.integers(max(first, start + 1), n))
+        start, end = chosen_segment(self.rng, first, len(trajectory.frames))
         positions = self._positions(start, end)
         target = progress_targets(positions, start, first)
         return self._sample(trajectory, positions, target, True), start, end
@@ -176,10 +193,7 @@ class PairSampler:
             chosen, rejected = pair
             a_is_better = bool(self.rng.random() < 0.5)
             a, b = (chosen, rejected) if a_is_better else (rejected, chosen)
-            words = trajectory.instruction
-            others = self.paraphrases.get(words, ())
-            if others and self.rng.random() < 0.5:  # drawn only with paraphrases: runs without them keep their pairs
-                words = others[int(self.rng.integers(len(others)))]
+            words = reworded(self.rng, trajectory.instruction, self.paraphrases)  # no draw without paraphrases: runs keep their pairs
             rows.append((a, b, words, a_is_better, strategy, trajectory.instruction))
 
         def stack(side: int, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:

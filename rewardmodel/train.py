@@ -67,6 +67,11 @@ def augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2)
 
 
+def cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then cosine decay to 0 at `steps`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0))))
+
+
 def train(
     trajectories: list[Trajectory],
     model_config: CurateRewardConfig,
@@ -92,10 +97,7 @@ def train(
     model = CurateRewardModel(model_config).to(device).train()
     replicated = distributed.wrap(model, device)  # the model itself outside torchrun
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0))),
-    )
+    schedule = cosine_schedule(optimizer, config.warmup_steps, config.steps)
 
     # loop
     history: list[dict[str, float]] = []
