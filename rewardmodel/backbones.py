@@ -41,6 +41,9 @@ class BackboneOutput:
     # match head compares it with any instruction, so one pass tells how well every instruction fits
     video_a: Tensor | None = None
     video_b: Tensor | None = None
+    # (B, 2H) the same summary of the shared CNN's features of A, for the trained head kept beside an ImageNet one
+    # (match_with_trained only)
+    trained_a: Tensor | None = None
 
 
 def summarise(features: Tensor) -> Tensor:
@@ -159,6 +162,10 @@ class CompactBackbone(Backbone):
         if frames_b is not None and self.match_frames is not None:
             # pairs (training): no summaries; the model runs the match CNN on each pair's chosen trajectory only
             return self._from_features(self._per_frame(self.frames, frames_a), instructions, self._per_frame(self.frames, frames_b))
+        if frames_b is None and self.config.match_ends:  # the ImageNet network on the two frames the match head reads
+            features = self._per_frame(self.frames, frames_a)
+            ends = torch.cat([features[:, [0, -1]], self._per_frame(self.match_frames, frames_a[:, [0, -1]])], -1)
+            return self._from_features(features, instructions, match_a=ends)
         return self.from_encoded(self._per_frame(self.encode, frames_a), instructions, None if frames_b is None else self._per_frame(self.encode, frames_b))
 
     def from_encoded(self, encoded_a: Tensor, instructions: list[str], encoded_b: Tensor | None = None) -> BackboneOutput:
@@ -166,6 +173,8 @@ class CompactBackbone(Backbone):
         split = (lambda e: (e, e)) if self.match_frames is None else (lambda e: (e[..., :h], e[..., h:] if self.match_width == h else e))  # noqa: E731
         features_a, match_a = split(encoded_a)
         features_b, match_b = (None, None) if encoded_b is None else split(encoded_b)
+        if self.config.match_ends:
+            match_a, match_b = match_a[:, [0, -1]], None if match_b is None else match_b[:, [0, -1]]
         return self._from_features(features_a, instructions, features_b, match_a, match_b)
 
     def _from_features(self, features_a: Tensor, instructions: list[str], features_b: Tensor | None = None, match_a: Tensor | None = None, match_b: Tensor | None = None) -> BackboneOutput:
@@ -183,7 +192,8 @@ class CompactBackbone(Backbone):
         hidden = self.norm(self.transformer(torch.cat(parts, 1), mask=mask))
         video_a = None if match_a is None else summarise(match_a)
         if features_b is None:
-            return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a)
+            trained_a = summarise(features_a) if self.config.match_with_trained else None
+            return BackboneOutput(hidden[:, 1 : 1 + t_a], None, None, video_a, trained_a=trained_a)
         video_b = None if match_b is None else summarise(match_b)
         return BackboneOutput(hidden[:, 1 : 1 + t_a], hidden[:, 2 + t_a : 2 + t_a + t_b], hidden[:, -1], video_a, video_b)
 

@@ -49,6 +49,12 @@ class CurateRewardConfig(RewardModelConfig):
     # network's ("imagenet"; trained by `curate rm match` on a trained checkpoint)
     # (docs/rewardmodel.md)
     match_source: str = "shared"
+    # match_source "imagenet" only: the match head reads the first and last frame of each trajectory, so the frozen
+    # network runs on 2 frames per trajectory instead of all (scoring speed; docs/rewardmodel.md)
+    match_ends: bool = False
+    # match_source "imagenet" only: the checkpoint also keeps the match head the model was trained with (on the shared
+    # CNN's summary), and the match probability is the mean of the two heads' (docs/rewardmodel.md)
+    match_with_trained: bool = False
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
@@ -81,6 +87,10 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
+        if self.match_ends and (self.match_source != "imagenet" or self.match_weight == 0):
+            raise ValueError(f"match_ends applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
+        if self.match_with_trained and (self.match_source != "imagenet" or self.match_weight == 0):
+            raise ValueError(f"match_with_trained applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
         if not self.success_scale > 0:
             raise ValueError(f"success_scale must be > 0 (a calibration keeps the order of success logits), got {self.success_scale}")
         if self.members < 1:

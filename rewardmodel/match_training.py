@@ -29,6 +29,8 @@ class MatchConfig:
     weight_decay: float = 0.01
     seed: int = 1
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    ends: bool = True  # the head reads each trajectory's first and last frame only (the model's match_ends)
+    with_trained: bool = False  # keep the trained match head and average the two (the model's match_with_trained)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2:
@@ -47,18 +49,24 @@ class CachedTrajectory:
     features: Tensor
 
 
-def with_imagenet_match(model: CurateRewardModel, seed: int = 0) -> CurateRewardModel:
+def with_imagenet_match(model: CurateRewardModel, seed: int = 0, ends: bool = True, with_trained: bool = False) -> CurateRewardModel:
     """A copy of `model` with a new, untrained match head on match_source "imagenet" (its initial weights drawn
-    from `seed`); every other weight the same."""
+    from `seed`), reading the first and last frame of each trajectory with `ends` or every frame without; with
+    `with_trained`, `model`'s own match head is kept beside it and the two are averaged. Every other weight the same."""
     if model.members is not None:
         raise RewardModelError("an ensemble's members each need their own match head: give one trained checkpoint (`curate rm train`), then join")
     if model.config.backbone != "compact":
         raise RewardModelError(f"the ImageNet match head reads the compact backbone's frame features; this checkpoint's backbone is {model.config.backbone!r}")
-    config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0)
+    if with_trained and (model.match is None or model.config.match_source != "shared"):
+        raise RewardModelError(f"--with-trained-head keeps a match head trained on the shared CNN; this checkpoint has {'none' if model.match is None else 'one on match_source ' + repr(model.config.match_source)}")
+    config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0, match_ends=ends, match_with_trained=with_trained)
     torch.manual_seed(seed)
     new = CurateRewardModel(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("match.", "backbone.match_frames."))}
+    if with_trained:
+        state |= {"trained_" + k: v for k, v in model.state_dict().items() if k.startswith("match.")}
     kept = ("match.", "backbone.match_frames.")
-    missing, unexpected = new.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(kept)}, strict=False)
+    missing, unexpected = new.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(kept) for k in missing), (missing, unexpected)
     return new.eval()
 
@@ -92,7 +100,7 @@ def train_match(model: CurateRewardModel, cached: list[CachedTrajectory], config
     params = [*model.match.parameters(), *project.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = cosine_schedule(optimizer, max(1, config.steps // 20), config.steps)
-    num_frames = model.config.num_frames
+    num_frames, ends = model.config.num_frames, model.config.match_ends
     model.train()
     history, started = [], time.perf_counter()
     for step in range(1, config.steps + 1):
@@ -100,6 +108,8 @@ def train_match(model: CurateRewardModel, cached: list[CachedTrajectory], config
         for row in rng.integers(0, len(cached), config.batch_size):
             item = cached[row]
             frames = item.features[spread(*chosen_segment(rng, item.first_success, len(item.features)), num_frames)].float()
+            if ends:  # what the head reads at scoring (CompactBackbone.forward)
+                frames = frames[[0, -1]]
             videos.append(summarise(torch.cat([frames[:, :h], project(frames[:, h:])], -1).unsqueeze(0))[0])
             instructions.append(reworded(rng, item.instruction, paraphrases.TRAIN))
             tasks.append(item.instruction)

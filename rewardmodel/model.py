@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
 from rewardmodel import losses
-from rewardmodel.backbones import make_backbone
+from rewardmodel.backbones import BackboneOutput, make_backbone
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.heads import Heads, MatchHead
@@ -36,6 +36,8 @@ class CurateRewardModel(PreTrainedRewardModel):
         self.backbone = make_backbone(config)
         self.heads = Heads(self.backbone.hidden_size, config.num_bins, config.dropout)
         self.match = MatchHead(2 * getattr(self.backbone, "match_width", self.backbone.hidden_size), config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
+        # the match head the model was trained with, kept beside an ImageNet one (`curate rm match --with-trained-head`)
+        self.trained_match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_with_trained else None
 
     def _text(self, instructions: list[str]) -> Tensor:
         from rewardmodel.text import shared_encoder
@@ -77,8 +79,15 @@ class CurateRewardModel(PreTrainedRewardModel):
         success = self.success_probability(self.heads.success(out.frames_a).squeeze(-1))
         if self.match is None:
             return progress, success, None
-        match = torch.sigmoid(self.match(out.video_a, self._text(instructions)).diagonal())
-        return progress, success, match
+        return progress, success, self._match_probability(out, self._text(instructions)).diagonal()
+
+    def _match_probability(self, out: BackboneOutput, text: Tensor) -> Tensor:
+        """(B, U) the probability that each of U instructions fits each trajectory's task; with `match_with_trained`
+        the mean of the ImageNet head's and the trained head's."""
+        probability = torch.sigmoid(self.match(out.video_a, text))
+        if self.trained_match is None:
+            return probability
+        return (probability + torch.sigmoid(self.trained_match(out.trained_a, text))) / 2
 
     def success_probability(self, logits: Tensor) -> Tensor:
         """The success head's logits as probabilities, through the config's calibration (identity unless `curate rm
@@ -119,8 +128,8 @@ class CurateRewardModel(PreTrainedRewardModel):
                 success[:, part] = self.success_probability(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
         if self.match is None:
             return progress, success, None
-        whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1]).video_a
-        return progress, success, torch.sigmoid(self.match(whole, self._text(instructions))).squeeze(0).float().cpu()
+        whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1])
+        return progress, success, self._match_probability(whole, self._text(instructions)).squeeze(0).float().cpu()
 
     def compute_reward(self, batch: dict[str, Any]) -> Tensor:
         """LeRobot's inference entry: `observation.images` (B, T, H, W, 3) uint8 and `task` (B strings) -> (B,)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from tiny import CAMERAS, TINY_EPISODES, tiny_episode
 from typer.testing import CliRunner
@@ -13,7 +14,9 @@ from curate.rm_data import load_trajectories
 from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0, packaged_weights
 from rewardmodel.images import resize_square
 from rewardmodel.match_training import cache_features, with_imagenet_match
+from rewardmodel.config import CurateRewardConfig
 from rewardmodel.model import load_model
+from rewardmodel.train import TrainConfig, train
 
 
 def test_rm_match_trains_the_match_head_and_nothing_else(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
@@ -78,3 +81,42 @@ def test_rm_train_refuses_the_imagenet_match_source(tiny_dataset: Path, tmp_path
     result = CliRunner().invoke(app, ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "1", "--match-source", "imagenet"])
     assert result.exit_code != 0 and "curate rm match" in result.output
     assert not out.exists()
+
+
+def test_the_ends_head_reads_the_first_and_last_frame_only(tiny_model: Path) -> None:
+    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    middle = frames.clone()
+    middle[:, 1:-1] = 0
+    words = ["open the drawer", "press the button"]
+    for ends in (True, False):
+        model = with_imagenet_match(load_model(tiny_model), seed=1, ends=ends)
+        assert model.config.match_ends == ends
+        with torch.inference_mode():
+            match = model.predict_all(frames, words)[2]
+            dense = torch.stack([model.predict_grids(frames[i], [np.arange(4)], words)[2][i] for i in range(2)])
+            changed = model.predict_all(middle, words)[2]
+        assert torch.allclose(match, dense, atol=1e-6)  # dense scoring reads the same two frames
+        assert torch.equal(match, changed) == ends  # the middle frames matter only to a head reading every frame
+
+
+def test_the_trained_head_kept_beside_the_new_one_is_averaged_with_it(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    source = tmp_path / "with_match"
+    config = CurateRewardConfig(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8, match_weight=1.0)
+    train(load_trajectories(tiny_dataset, 16), config, TrainConfig(steps=2, batch_size=4))[0].save_pretrained(source)
+    outputs = {}
+    for flag in ("--with-trained-head", "--alone"):
+        outputs[flag] = tmp_path / flag.strip("-")
+        args = ["rm", "match", "--model", str(source), "--dataset", str(tiny_dataset), "--out", str(outputs[flag]), "--steps", "3", "--batch-size", "4", flag]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    kept, alone, trained = (load_model(p) for p in (outputs["--with-trained-head"], outputs["--alone"], source))
+    assert kept.config.match_with_trained and not alone.config.match_with_trained
+    frames = torch.randint(0, 255, (3, 4, 32, 32, 3), dtype=torch.uint8)
+    words = ["open the drawer", "press the button", "open the drawer"]
+    with torch.inference_mode():
+        both, new, old = (m.predict_all(frames, words)[2] for m in (kept, alone, trained))
+    assert torch.allclose(both, (new + old) / 2, atol=1e-6)
+
+    refused = CliRunner().invoke(app, ["rm", "match", "--model", str(tiny_model), "--dataset", str(tiny_dataset), "--out", str(tmp_path / "no"), "--steps", "2", "--with-trained-head"])
+    assert refused.exit_code != 0 and "this checkpoint has none" in refused.output
+    assert not (tmp_path / "no").exists()
