@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.rm_data import load_trajectories
+from rewardmodel.backbones import BackboneOutput
 from rewardmodel.evaluate import Selector, instruction_auc
 from rewardmodel.model import CurateRewardModel, load_model
 
@@ -44,18 +45,20 @@ VARIANTS: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
 
 
 def match_selector(model: CurateRewardModel) -> Selector:
-    """Match probability; each trajectory's instruction-free summary is computed once, however many instructions."""
-    summaries: dict[str, torch.Tensor] = {}
+    """Match probability; each trajectory's instruction-free summaries are computed once, however many instructions."""
+    summaries: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     @torch.inference_mode()
     def select(frames: torch.Tensor, instructions: list[str]) -> torch.Tensor:
         keys = [hashlib.blake2b(f.numpy().tobytes(), digest_size=16).hexdigest() for f in frames]
         missing = [r for r, k in enumerate(keys) if k not in summaries]
         if missing:
-            video = model.backbone(model.prepare(frames[missing]), [instructions[r] for r in missing]).video_a
-            summaries.update({keys[r]: v for r, v in zip(missing, video, strict=True)})
-        video = torch.stack([summaries[k] for k in keys])
-        return torch.sigmoid(model.match(video, model._text(instructions)).diagonal())
+            out = model.backbone(model.prepare(frames[missing]), [instructions[r] for r in missing])
+            trained = [None] * len(missing) if out.trained_a is None else out.trained_a
+            summaries.update({keys[r]: (v, t) for r, v, t in zip(missing, out.video_a, trained, strict=True)})
+        video, trained = zip(*(summaries[k] for k in keys), strict=True)
+        out = BackboneOutput(None, None, None, torch.stack(video), trained_a=None if trained[0] is None else torch.stack(trained))
+        return model.match_probability(out, model._text(instructions)).diagonal()
 
     return select
 

@@ -79,9 +79,9 @@ class CurateRewardModel(PreTrainedRewardModel):
         success = self.success_probability(self.heads.success(out.frames_a).squeeze(-1))
         if self.match is None:
             return progress, success, None
-        return progress, success, self._match_probability(out, self._text(instructions)).diagonal()
+        return progress, success, self.match_probability(out, self._text(instructions)).diagonal()
 
-    def _match_probability(self, out: BackboneOutput, text: Tensor) -> Tensor:
+    def match_probability(self, out: BackboneOutput, text: Tensor) -> Tensor:
         """(B, U) the probability that each of U instructions fits each trajectory's task; with `match_with_trained`
         the mean of the ImageNet head's and the trained head's."""
         probability = torch.sigmoid(self.match(out.video_a, text))
@@ -129,7 +129,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         if self.match is None:
             return progress, success, None
         whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1])
-        return progress, success, self._match_probability(whole, self._text(instructions)).squeeze(0).float().cpu()
+        return progress, success, self.match_probability(whole, self._text(instructions)).squeeze(0).float().cpu()
 
     def compute_reward(self, batch: dict[str, Any]) -> Tensor:
         """LeRobot's inference entry: `observation.images` (B, T, H, W, 3) uint8 and `task` (B strings) -> (B,)
