@@ -62,10 +62,10 @@ def with_imagenet_match(model: CurateRewardModel, seed: int = 0, ends: bool = Tr
     config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0, match_ends=ends, match_with_trained=with_trained)
     torch.manual_seed(seed)
     new = CurateRewardModel(config)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("match.", "backbone.match_frames."))}
+    kept = ("match.", "backbone.match_frames.")  # new: the head and projection drawn from the seed, the network the wheel's
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(kept)}
     if with_trained:
         state |= {"trained_" + k: v for k, v in model.state_dict().items() if k.startswith("match.")}
-    kept = ("match.", "backbone.match_frames.")
     missing, unexpected = new.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(kept) for k in missing), (missing, unexpected)
     return new.eval()
