@@ -472,7 +472,7 @@ def rm_match(
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
-    ends: Annotated[bool, typer.Option("--ends/--every-frame", help="The head reads each trajectory's first and last frame (the ImageNet network runs on 2 of 8: about 3x faster scoring) or every frame.")] = True,
+    ends: Annotated[bool, typer.Option("--ends/--every-frame", help="The head reads each trajectory's first and last frame (the ImageNet network runs on 2 of 8 frames when scoring) or every frame.")] = True,
     with_trained_head: Annotated[bool, typer.Option("--with-trained-head/--alone", help="Keep the match head the model was trained with and average the two heads' probabilities, or replace it.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if curate wrote it.")] = False,
 ) -> None:
