@@ -87,10 +87,9 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
-        if self.match_ends and (self.match_source != "imagenet" or self.match_weight == 0):
-            raise ValueError(f"match_ends applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
-        if self.match_with_trained and (self.match_source != "imagenet" or self.match_weight == 0):
-            raise ValueError(f"match_with_trained applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
+        for imagenet_only in ("match_ends", "match_with_trained"):
+            if getattr(self, imagenet_only) and (self.match_source != "imagenet" or self.match_weight == 0):
+                raise ValueError(f"{imagenet_only} applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
         if not self.success_scale > 0:
             raise ValueError(f"success_scale must be > 0 (a calibration keeps the order of success logits), got {self.success_scale}")
         if self.members < 1:

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.lerobot_io import write_dataset
 from curate.rm_data import load_trajectories
+from rewardmodel.config import CurateRewardConfig
 from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0, packaged_weights
 from rewardmodel.images import resize_square
 from rewardmodel.match_training import cache_features, with_imagenet_match
-from rewardmodel.config import CurateRewardConfig
 from rewardmodel.model import load_model
 from rewardmodel.train import TrainConfig, train
 
