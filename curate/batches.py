@@ -86,18 +86,18 @@ def _row(scorer: Scorer, episode: EpisodeInfo, instruction: str, dataset: str, r
 
 def _score_rows(scorer: Scorer, episodes: Sequence[EpisodeInfo], frames: dict[int, tuple[np.ndarray, np.ndarray]], todo: dict[int, list[str]], dataset: str, run_id: str) -> list[ScoreRow]:
     """Run the model on every (episode, instruction) of the batch, grouped only by frame count so that each group is
-    one tensor batch (instructions differ per row)."""
-    groups: dict[int, list[tuple[EpisodeInfo, str]]] = defaultdict(list)
+    one tensor batch, each episode's frames in it once however many instructions it is scored under."""
+    groups: dict[int, list[EpisodeInfo]] = defaultdict(list)
     for episode in episodes:
-        for instruction in todo[episode.episode_index]:
-            groups[len(frames[episode.episode_index][0])].append((episode, instruction))
+        groups[len(frames[episode.episode_index][0])].append(episode)
     rows = []
-    for members in groups.values():
-        video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e, _ in members]))
-        progress, success, match = scorer.score(video, [instruction for _, instruction in members])
-        assert progress.shape == video.shape[:2] and success.shape == video.shape[:2], (progress.shape, video.shape)
-        assert match is None or match.shape == video.shape[:1], (match.shape, video.shape)
-        for row, (episode, instruction) in enumerate(members):
+    for group in groups.values():
+        video = torch.from_numpy(np.stack([frames[e.episode_index][1] for e in group]))
+        members = [(owner, episode, instruction) for owner, episode in enumerate(group) for instruction in todo[episode.episode_index]]
+        progress, success, match = scorer.score(video, [instruction for _, _, instruction in members], torch.tensor([owner for owner, _, _ in members]))
+        assert progress.shape == success.shape == (len(members), video.shape[1]), (progress.shape, video.shape)
+        assert match is None or match.shape == (len(members),), (match.shape, len(members))
+        for row, (_, episode, instruction) in enumerate(members):
             rows.append(_row(scorer, episode, instruction, dataset, run_id, frames[episode.episode_index][0], progress[row], success[row], None if match is None else match[row]))
     return rows
 

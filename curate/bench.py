@@ -135,8 +135,9 @@ def rm_vs_siglip(dataset: Path, model: str | None, quick: bool) -> dict[str, flo
     video = torch.from_numpy(np.stack([frames[e.episode_index][1][CAMERA] for e in episodes]))  # (16, 8, H, W, 3)
     scorer = open_scorer(model)
     instructions = [e.task for e in episodes]
-    scorer.score(video, instructions)  # warm-up
-    rm_s = min(_timed(lambda: scorer.score(video, instructions)) for _ in range(3)) / len(episodes)
+    owners = torch.arange(len(episodes))
+    scorer.score(video, instructions, owners)  # warm-up
+    rm_s = min(_timed(lambda: scorer.score(video, instructions, owners)) for _ in range(3)) / len(episodes)
     # siglip-base-patch16-224 sizes, through the same resize, normalisation and embedding as `curate retrieve`
     siglip = Siglip(SiglipModel(SiglipConfig()).eval(), tokenizer=None, model_id="siglip-base", source="", device="cpu")
     siglip.embed_images(video[0, :2])  # warm-up

@@ -15,9 +15,10 @@ from curate.errors import CurateError
 from rewardmodel.config import MODEL_TYPE
 from rewardmodel.model import DEFAULT_CHECKPOINT, load_model
 
-# (frames (B, K, H, W, 3) uint8, instructions) -> (progress (B, K), success probability (B, K), match probability (B,)
-# or None for models without a match head), all in [0, 1]
-ScoreFn = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+# (frames of E episodes (E, K, H, W, 3) uint8, R instructions, owners (R,): the episode each is scored on) ->
+# (progress (R, K), success probability (R, K), match probability (R,) or None for models without a match head), all
+# in [0, 1]
+ScoreFn = Callable[[torch.Tensor, list[str], torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 # One episode's frames (N, H, W, 3) uint8, grids (positions into them; the last is the whole sample), instructions ->
 # progress (I, G) and success (I, G) at each grid's last frame, match (I,) or None (`CurateRewardModel.predict_grids`)
 DenseFn = Callable[[torch.Tensor, list[np.ndarray], list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
@@ -124,8 +125,8 @@ def _curate_scorer(path: Path, name: str, device: str) -> Scorer:
         reward_model.predict(torch.zeros(1, 1, 8, 8, 3, dtype=torch.uint8), ["warm-up"])
 
     @torch.inference_mode()
-    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        return reward_model.predict_all(frames, instructions)
+    def score(frames: torch.Tensor, instructions: list[str], owners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return reward_model.predict_all(frames, instructions, owners)
 
     @torch.inference_mode()
     def dense(frames: torch.Tensor, grids: list[np.ndarray], instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -156,8 +157,8 @@ def _lerobot_scorer(kind: str | None, source: str | None, device: str) -> Scorer
     task_key = getattr(config, "task_key", "task")
 
     @torch.inference_mode()
-    def score(frames: torch.Tensor, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor, None]:
-        video = frames.permute(0, 1, 4, 2, 3).float().div(255).to(device)  # (B, K, C, H, W) in [0, 1]
+    def score(frames: torch.Tensor, instructions: list[str], owners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        video = frames[owners].permute(0, 1, 4, 2, 3).float().div(255).to(device)  # (R, K, C, H, W) in [0, 1]
         per_frame = [reward_model.compute_reward({image_key: video[:, : t + 1], task_key: instructions}).float().reshape(-1) for t in range(video.shape[1])]
         progress = torch.stack(per_frame, 1).clamp(0, 1).cpu()
         return progress, progress.clone(), None

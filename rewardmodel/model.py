@@ -66,15 +66,16 @@ class CurateRewardModel(PreTrainedRewardModel):
         prediction is the mean over these."""
         return (frames, frames.flip(-2)) if self.config.mirror_average else (frames,)
 
-    def predict_all(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
+    def predict_all(self, frames: Tensor, instructions: list[str], owners: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
-        task (None without a match head), each the mean over `views`."""
+        task (None without a match head), each the mean over `views`. With `owners` (R,), R instructions, each on
+        trajectory `owners[r]`: `predict_all(frames[owners], instructions)`, each trajectory's frames encoded once."""
         if self.members is not None:
-            return _mean(m.predict_all(frames, instructions) for m in self.members)
-        return _mean(self._predict_view(view, instructions) for view in self.views(frames))
+            return _mean(m.predict_all(frames, instructions, owners) for m in self.members)
+        return _mean(self._predict_view(view, instructions, owners) for view in self.views(frames))
 
-    def _predict_view(self, frames: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor, Tensor | None]:
-        out = self.backbone(self.prepare(frames), instructions)
+    def _predict_view(self, frames: Tensor, instructions: list[str], owners: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        out = self.backbone(self.prepare(frames), instructions, owners=owners)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
         success = self.success_probability(self.heads.success(out.frames_a).squeeze(-1))
         if self.match is None:

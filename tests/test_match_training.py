@@ -99,6 +99,22 @@ def test_the_ends_head_reads_the_first_and_last_frame_only(tiny_model: Path) -> 
         assert torch.equal(match, changed) == ends  # the middle frames matter only to a head reading every frame
 
 
+def test_an_episode_scored_under_several_instructions_is_encoded_once(tiny_model: Path) -> None:
+    frames = torch.randint(0, 255, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    owners = torch.tensor([0, 0, 1, 0, 1])
+    words = ["open the drawer", "press the button", "open the drawer", "reach the goal", "press the button"]
+    for model in (load_model(tiny_model), with_imagenet_match(load_model(tiny_model), seed=1, ends=True), with_imagenet_match(load_model(tiny_model), seed=1, ends=False)):
+        encoded = []
+        hook = model.backbone.frames.register_forward_hook(lambda _module, args, _out: encoded.append(len(args[0])))
+        with torch.inference_mode():
+            shared = model.predict_all(frames, words, owners)
+            hook.remove()
+            repeated = model.predict_all(frames[owners], words)
+        assert sum(encoded) == 2 * 4  # each of the 2 episodes' 4 frames once, not once per instruction
+        for a, b in zip(shared, repeated, strict=True):
+            assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-6))
+
+
 def test_the_trained_head_kept_beside_the_new_one_is_averaged_with_it(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     source = tmp_path / "with_match"
     config = CurateRewardConfig(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8, match_weight=1.0)
