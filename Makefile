@@ -22,6 +22,7 @@ demo: setup
 test: setup
 	.venv/bin/python -m pytest -q
 
-# Regenerates the shipped checkpoint (about an hour on a 2-core CPU); see docs/rewardmodel.md.
+# Regenerates the shipped checkpoint (about 100 minutes of data generation and 75 of training on a 2-core CPU);
+# see docs/rewardmodel.md.
 default-model: setup
 	bash scripts/train_default_model.sh

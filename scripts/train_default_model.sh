@@ -6,9 +6,11 @@
 # paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
 # failed or suboptimal run of the same task, scoring one view (averaging with the mirror image, `curate rm train`'s
 # default, lets the door episode 22 into the demo's export with these weights); then calibrates the success head on
-# 340 more episodes of the train tasks that training never sees (`curate rm calibrate`). About 100 minutes of
-# generation and 56 of training on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only and another OUT
-# to train the ablation the benchmark compares against.
+# 340 more episodes of the train tasks that training never sees (`curate rm calibrate`); then trains a second match
+# head on a frozen ImageNet network's features of the successful expert runs' first and last frames, kept beside the
+# trained one and averaged with it (`curate rm match --with-trained-head`). About 100 minutes of generation, 56 of
+# training and 18 of the match stage on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only
+# and another OUT to train the ablation the benchmark compares against (no match stage: it has no match head).
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,15 @@ if [ ! -d data/rm_calib ]; then
   "${GEN[@]}" --episodes-per-task 10 --recipes "$RECIPES" --seed 13 --out data/rm_calib --cameras v0:random
 fi
 TRAINED=data/$(basename "$OUT")_uncalibrated
+CALIBRATED=data/$(basename "$OUT")_calibrated
 .venv/bin/curate rm train --dataset data/rm_train_rand6 --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
   --dataset data/rm_train_fail3 --out "$TRAINED" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
   --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --no-mirror-average --overwrite "$@"
-.venv/bin/curate rm calibrate --model "$TRAINED" --dataset data/rm_calib --out "$OUT" --overwrite
+case " $* " in
+  *" --ablation"*)  # the progress-only ablation has no match head to keep
+    .venv/bin/curate rm calibrate --model "$TRAINED" --dataset data/rm_calib --out "$OUT" --overwrite ;;
+  *)
+    .venv/bin/curate rm calibrate --model "$TRAINED" --dataset data/rm_calib --out "$CALIBRATED" --overwrite
+    .venv/bin/curate rm match --model "$CALIBRATED" --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
+      --out "$OUT" --seed 1 --threads 1 --with-trained-head --overwrite ;;
+esac
