@@ -143,11 +143,12 @@ def _plan(config: ScoreConfig, dataset: str, fingerprint: str, camera: str, mode
 
 
 def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | None = None) -> ScoreSummary:
-    """Score every (episode, instruction) the job planned; `on_progress(done, total)` after each batch."""
+    """Score every (episode, instruction) the job planned; `on_progress(done, total)` after each batch, in episodes
+    (each under all its instructions)."""
     config, ds, camera, scorer, episodes, todo = job.config, job.ds, job.camera, job.scorer, job.episodes, job.todo
     dataset = str(job.root)
     summary = ScoreSummary(dataset, scorer.model_id, camera, skipped=job.skipped, rescored=job.rescored)
-    total = sum(len(v) for v in todo.values())
+    total = len(todo)
     if on_progress is not None:
         on_progress(0, total)
     if not todo:
@@ -168,7 +169,7 @@ def score_dataset(job: ScoringJob, on_progress: Callable[[int, int], None] | Non
             index.write(rows, failures)
             summary.scored += len(rows)
             summary.failed += failures
-            finished += len(rows) + len(failures)
+            finished += len({r.episode_index for r in rows} | {f.episode_index for f in failures})
             if on_progress is not None:
                 on_progress(finished, total)
     return summary

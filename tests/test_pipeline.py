@@ -54,6 +54,15 @@ def test_score_fills_the_index_with_one_row_per_episode_and_instruction(tiny_dat
     assert [r["episode_index"] for r in order] == [r[1] for r in sorted((r for r in rows if r[2] == TINY_EPISODES[r[1]][0]), key=lambda r: -r[4])]
 
 
+def test_progress_counts_episodes_each_under_all_its_instructions(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from curate.scoring import ScoreConfig, prepare, score_dataset
+
+    calls = []
+    config = ScoreConfig(str(tiny_dataset), index=tmp_path / "i.duckdb", model=str(tiny_model), instructions=("open the drawer",), frames=4, batch_size=3)
+    summary = score_dataset(prepare(config), lambda done, total: calls.append((done, total)))
+    assert summary.scored == 6 and calls == [(0, 4), (3, 4), (4, 4)]  # 6 rows of 4 episodes, in batches of 3 episodes
+
+
 def test_rank_without_model_takes_the_shipped_default_else_asks(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     from curate.scorers import shipped_model_id
 
