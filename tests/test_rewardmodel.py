@@ -276,6 +276,9 @@ def test_qwen3vl_backbone_trains_the_full_loss_and_round_trips(tmp_path: Path) -
         # dense scoring through whole frames (this backbone has no per-frame encoding): grids of one episode agree
         dense, _, match = loaded.predict_grids(frames[0], [np.arange(t + 1) for t in range(4)], ["open the drawer"])
         assert match is None and torch.allclose(dense[0], progress[0], atol=1e-4)
+        # several instructions on one episode (how `curate score` asks): each row on its owner's frames
+        owned = loaded.predict_all(frames, ["press the button", "open the drawer", "open the drawer"], torch.tensor([1, 0, 1]))[0]
+        assert torch.allclose(owned, loaded.predict(frames[[1, 0, 1]], ["press the button", "open the drawer", "open the drawer"])[0], atol=1e-5)
     assert progress.shape == success.shape == (2, 4)
     with pytest.raises(ValueError, match="must be a multiple of patch_size x spatial_merge_size = 16"):
         CurateRewardModel(CurateRewardConfig(backbone="qwen3vl", image_size=24, num_frames=4, qwen_config=TINY_QWEN))
