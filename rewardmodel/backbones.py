@@ -61,9 +61,10 @@ class Backbone(nn.Module):
         instructions)`, with each trajectory's frames encoded once however many instructions it is scored under."""
         raise NotImplementedError
 
-    def encode(self, frames: Tensor) -> Tensor:
+    def encode(self, frames: Tensor, match: bool = True) -> Tensor:
         """(N, 3, S, S) frames -> (N, ...) what `from_encoded` reads, computed once per frame however many
-        trajectories share it (dense scoring). Backbones that see frames only whole keep them as they are."""
+        trajectories share it (dense scoring); without `match`, only what progress and success read (no match
+        summary then). Backbones that see frames only whole keep them as they are."""
         return frames
 
     def from_encoded(self, encoded: Tensor, instructions: list[str]) -> BackboneOutput:
@@ -139,10 +140,10 @@ class CompactBackbone(Backbone):
 
         return shared_encoder(self.config.text_encoder).encode(instructions).to(device)
 
-    def encode(self, frames: Tensor) -> Tensor:
+    def encode(self, frames: Tensor, match: bool = True) -> Tensor:
         """(N, 3, S, S) -> (N, H): the CNN's features; (N, 2H) with the match head's own CNN's (or projected ImageNet
-        features) beside them."""
-        if self.match_frames is None:
+        features) beside them, unless `match` is False."""
+        if self.match_frames is None or not match:
             return self.frames(frames)
         return torch.cat([self.frames(frames), self.match_frames(frames)], -1)
 
@@ -175,11 +176,18 @@ class CompactBackbone(Backbone):
 
     def from_encoded(self, encoded_a: Tensor, instructions: list[str], encoded_b: Tensor | None = None) -> BackboneOutput:
         h = self.hidden_size
-        split = (lambda e: (e, e)) if self.match_frames is None else (lambda e: (e[..., :h], e[..., h:] if self.match_width == h else e))  # noqa: E731
+
+        def split(e: Tensor) -> tuple[Tensor, Tensor | None]:
+            if self.match_frames is None:
+                return e, e
+            if e.shape[-1] == h:  # encoded without the match features
+                return e, None
+            return e[..., :h], e[..., h:] if self.match_width == h else e
+
         features_a, match_a = split(encoded_a)
         features_b, match_b = (None, None) if encoded_b is None else split(encoded_b)
         if self.config.match_ends:
-            match_a, match_b = match_a[:, [0, -1]], None if match_b is None else match_b[:, [0, -1]]
+            match_a, match_b = (None if m is None else m[:, [0, -1]] for m in (match_a, match_b))
         return self._from_features(features_a, instructions, features_b, match_a, match_b)
 
     def _from_features(self, features_a: Tensor, instructions: list[str], features_b: Tensor | None = None, match_a: Tensor | None = None, match_b: Tensor | None = None) -> BackboneOutput:

@@ -122,7 +122,8 @@ class CurateRewardModel(PreTrainedRewardModel):
         return _mean(self._predict_grids_view(view, grids, instructions, chunk) for view in self.views(frames))
 
     def _predict_grids_view(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int) -> tuple[Tensor, Tensor, Tensor | None]:
-        encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0]) for s in range(0, len(frames), chunk)])
+        # every frame through what progress and success read; the match features only for the whole sample, below
+        encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0], match=False) for s in range(0, len(frames), chunk)])
         n = len(instructions)
         progress, success = torch.empty(n, len(grids)), torch.empty(n, len(grids))
         by_length: dict[int, list[int]] = defaultdict(list)  # grids of one length form one tensor batch
@@ -139,7 +140,7 @@ class CurateRewardModel(PreTrainedRewardModel):
                 success[:, part] = self.success_probability(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
         if self.match is None:
             return progress, success, None
-        whole = self.backbone.from_encoded(encoded[torch.as_tensor(grids[-1])].unsqueeze(0), instructions[:1])
+        whole = self.backbone(self.prepare(frames[torch.as_tensor(grids[-1])].unsqueeze(0)), instructions[:1])  # as predict_all reads it
         return progress, success, self.match_probability(whole, self._text(instructions)).squeeze(0).float().cpu()
 
     def compute_reward(self, batch: dict[str, Any]) -> Tensor:

@@ -94,11 +94,15 @@ def test_the_ends_head_reads_the_first_and_last_frame_only(tiny_model: Path) -> 
     for ends in (True, False):
         model = with_imagenet_match(load_model(tiny_model), seed=1, ends=ends)
         assert model.config.match_ends == ends
+        seen = []
+        hook = model.backbone.match_frames.register_forward_hook(lambda _module, args, _out: seen.append(len(args[0])))
         with torch.inference_mode():
             match = model.predict_all(frames, words)[2]
             dense = torch.stack([model.predict_grids(frames[i], [np.arange(4)], words)[2][i] for i in range(2)])
             changed = model.predict_all(middle, words)[2]
+        hook.remove()
         assert torch.allclose(match, dense, atol=1e-6)  # dense scoring reads the same two frames
+        assert seen[1:3] == [2 if ends else 4] * 2  # and runs the network on them only, not on every frame it scores
         assert torch.equal(match, changed) == ends  # the middle frames matter only to a head reading every frame
 
 
