@@ -76,16 +76,34 @@ def packaged_weights() -> dict[str, Tensor]:
 
 
 
-def traced(network: EfficientNetLite0) -> torch.jit.ScriptModule:
-    """The frozen network traced and frozen for the CPU, batch norm folded into the convolutions: about 3x faster
-    here, the same features to float precision. A copy: build it after the weights are loaded."""
-    example = torch.rand(2, 3, IMAGENET_SIZE, IMAGENET_SIZE)
-    return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(network, example)))
+CHUNK = 8  # frames per call of the CPU graph: one input shape, so the graph is compiled once (padded to it)
+
+
+def fused(network: EfficientNetLite0) -> torch.jit.ScriptModule:
+    """The frozen network traced and frozen for the CPU, run by oneDNN Graph's fuser (`run_fused`): about 1.5x faster
+    here than the traced graph with batch norm folded in, the same features to float precision. Warmed up on
+    CHUNK frames, so the compilation is done before the first real call. A copy: build it after the weights load."""
+    example = torch.rand(CHUNK, 3, IMAGENET_SIZE, IMAGENET_SIZE)
+    graph = torch.jit.freeze(torch.jit.trace(network, example))
+    for _ in range(3):  # the profiling executor compiles the fused graph on the second call
+        run_fused(graph, example)
+    return graph
+
+
+@torch.no_grad()
+def run_fused(graph: torch.jit.ScriptModule, images: Tensor) -> Tensor:
+    """(N, 3, S, S) -> (N, 1280) through `fused`'s graph, CHUNK frames a call, the last call padded with zeros."""
+    n = len(images)
+    if not n:
+        return images.new_zeros(0, FEATURES)
+    padded = torch.cat([images, images.new_zeros(-n % CHUNK, *images.shape[1:])]) if n % CHUNK else images
+    with torch.jit.fuser("fuser3"):  # oneDNN Graph for this call only: no global switch left on
+        return torch.cat([graph(padded[s : s + CHUNK].contiguous()) for s in range(0, len(padded), CHUNK)])[:n]
 
 
 class ImageNetFrames(nn.Module):
     """The match head's frame features: the frozen network's pooled features at IMAGENET_SIZE, projected to `hidden`.
-    On the CPU the network runs `traced`, built at the first call (after a checkpoint's weights are loaded)."""
+    On the CPU the network runs `fused`, built at the first call (after a checkpoint's weights are loaded)."""
 
     def __init__(self, hidden: int):
         super().__init__()
@@ -99,9 +117,8 @@ class ImageNetFrames(nn.Module):
         if x.device.type != "cpu":
             return self.network(x)
         if not self._fast:
-            self._fast.append(traced(self.network))
-        with torch.no_grad():
-            return self._fast[0](x.contiguous())
+            self._fast.append(fused(self.network))
+        return run_fused(self._fast[0], x)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.project(self.features(images))

@@ -13,7 +13,7 @@ from curate.cli import app
 from curate.lerobot_io import write_dataset
 from curate.rm_data import load_trajectories
 from rewardmodel.config import CurateRewardConfig
-from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0, packaged_weights
+from rewardmodel.imagenet import CHUNK, IMAGENET_SIZE, EfficientNetLite0, ImageNetFrames, packaged_weights
 from rewardmodel.images import resize_square
 from rewardmodel.match_training import cache_features, with_imagenet_match
 from rewardmodel.model import PACKAGED, load_model
@@ -61,7 +61,16 @@ def test_the_cached_features_are_the_networks(tiny_dataset: Path, tiny_model: Pa
     with torch.inference_mode():
         plain = torch.cat([model.backbone.frames(x), model.backbone.match_frames.network(resize_square(x, IMAGENET_SIZE))], -1)
     assert cached[0].features.shape == plain.shape
-    assert torch.allclose(cached[0].features.float(), plain, atol=2e-2, rtol=1e-2)  # float16 cache of the traced network
+    assert torch.allclose(cached[0].features.float(), plain, atol=2e-2, rtol=1e-2)  # float16 cache of the fused network
+
+
+def test_the_fused_cpu_graph_gives_the_networks_features_for_any_frame_count() -> None:
+    frames = ImageNetFrames(8)
+    for n in (0, 1, CHUNK, CHUNK + 3):  # padded to whole chunks, cut back
+        x = torch.rand(n, 3, IMAGENET_SIZE, IMAGENET_SIZE)
+        fast = frames.features(x)
+        assert fast.shape == (n, 1280)
+        assert torch.allclose(fast, frames.network(x), atol=1e-4, rtol=1e-4)
 
 
 def test_the_network_stays_frozen_in_training_mode() -> None:
