@@ -25,7 +25,7 @@ from rich.table import Table
 
 from curate.retrieval import open_siglip
 from curate.rm_data import load_trajectories
-from rewardmodel.evaluate import Selector, final_progress_selector, instruction_auc, preference_accuracy, score_trajectories, top_k_precision
+from rewardmodel.evaluate import Selector, final_progress_selector, instruction_auc, preference_accuracy, score_trajectories, top_k_breakdown
 from rewardmodel.metrics import alignment_metrics
 from rewardmodel.model import load_model
 from rewardmodel.paraphrases import HELDOUT
@@ -86,7 +86,9 @@ def metrics_for(scorer, selector: Selector, trajectories: list, frames: int, phr
     metrics = alignment_metrics(score_trajectories(scorer, scored, frames))
     metrics["preference_accuracy"] = preference_accuracy(model, scored, frames) if model is not None else None
     metrics["instruction_auc"] = instruction_auc(selector, trajectories, frames, phrasings)
-    metrics["top5_precision"] = top_k_precision(selector, trajectories, frames, 5, phrasings)
+    picks = top_k_breakdown(selector, trajectories, frames, 5, phrasings)
+    metrics["top5_precision"] = picks["right"]
+    metrics["top5_failed"], metrics["top5_other_task"] = picks["failed"], picks["other task"]  # what the wrong picks were
     return metrics
 
 

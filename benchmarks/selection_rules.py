@@ -1,6 +1,7 @@
 """Which rule should order episodes under an instruction? Scores one model's outputs on an evaluation set once and
 ranks by several combinations of final progress, mean progress, success and match, with the benchmark's own
-instruction AUC and top-5 precision (rewardmodel/evaluate.py). Choose on the ID set only (docs/design.md).
+instruction AUC and top-5 precision (rewardmodel/evaluate.py), and what the wrong picks were: failed runs of the
+task, or runs of another task. Choose on the ID set only (docs/design.md).
 
     python benchmarks/selection_rules.py --model data/rm_L8k_s0 --dataset data/rm_eval_id
 """
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.rm_data import load_trajectories
-from rewardmodel.evaluate import Selector, instruction_auc, top_k_precision
+from rewardmodel.evaluate import Selector, instruction_auc, top_k_breakdown
 from rewardmodel.model import load_model
 
 # (final progress, mean progress, highest success, match) per trajectory -> selection score; the first is curate's
@@ -60,11 +61,12 @@ def main(
     trajectories = load_trajectories(dataset, reward_model.config.image_size, None, frame_stride=1)
     outputs = cached_outputs(reward_model)
     table = Table(title=f"selection rules, {model} on {dataset} ({len(trajectories)} episodes)")
-    for column in ("rule", "instruction AUC", "top-5 precision"):
+    for column in ("rule", "instruction AUC", "top-5 precision", "top-5 failed runs", "top-5 other tasks"):
         table.add_column(column, justify="left" if column == "rule" else "right")
     for name, rule in RULES.items():
         selector: Selector = lambda f, i, rule=rule: torch.from_numpy(rule(*outputs(f, i).T))  # noqa: E731
-        table.add_row(name, f"{instruction_auc(selector, trajectories, frames):.3f}", f"{top_k_precision(selector, trajectories, frames, 5):.3f}")
+        picks = top_k_breakdown(selector, trajectories, frames, 5)
+        table.add_row(name, f"{instruction_auc(selector, trajectories, frames):.3f}", *(f"{picks[kind]:.3f}" for kind in ("right", "failed", "other task")))
     Console().print(table)
 
 

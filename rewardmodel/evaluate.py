@@ -89,17 +89,26 @@ def top_k_precision(selector: Selector, trajectories: list[Trajectory], num_fram
     once, every trajectory of the pool (all tasks, all qualities) is scored under the task's instruction (or each of
     its `phrasings`); the share of the best min(K, its runs that succeeded) that are runs of that task that succeeded
     (so 1 is reachable when a task has fewer than K); averaged."""
+    return top_k_breakdown(selector, trajectories, num_frames, k, phrasings)["right"]
+
+
+def top_k_breakdown(selector: Selector, trajectories: list[Trajectory], num_frames: int, k: int = 5, phrasings: dict[str, tuple[str, ...]] | None = None) -> dict[str, float]:
+    """`top_k_precision`'s picks sorted into their three kinds, each a share averaged as it is: "right" (a run of the
+    task that succeeded: the precision), "failed" (a failed run of the task) and "other task" (any run of another)."""
     tasks = np.array([t.instruction for t in trajectories])
     succeeded = np.array([t.quality != "failure" for t in trajectories])
-    per_instruction = []
+    shares = []
     for task in sorted(set(tasks)):
         cut = min(k, int((succeeded & (tasks == task)).sum()))
         if cut == 0:
             continue
         for words in (phrasings or {}).get(task, ()) if phrasings is not None else (task,):
             best = np.argsort(-select_scores(selector, trajectories, words, num_frames), kind="stable")[:cut]
-            per_instruction.append(float(np.mean(succeeded[best] & (tasks[best] == task))))
-    return float(np.mean(per_instruction)) if per_instruction else float("nan")
+            own = tasks[best] == task
+            shares.append((np.mean(succeeded[best] & own), np.mean(~succeeded[best] & own), np.mean(~own)))
+    if not shares:
+        return dict.fromkeys(("right", "failed", "other task"), float("nan"))
+    return dict(zip(("right", "failed", "other task"), (float(x) for x in np.mean(shares, 0)), strict=True))
 
 
 @torch.inference_mode()

@@ -75,7 +75,6 @@ def packaged_weights() -> dict[str, Tensor]:
     return {k: v for k, v in state.items() if not k.startswith("_fc.")}
 
 
-
 CHUNK = 8  # frames per call of the CPU graph: one input shape, so the graph is compiled once (padded to it)
 
 
@@ -97,8 +96,12 @@ def run_fused(graph: torch.jit.ScriptModule, images: Tensor) -> Tensor:
     if not n:
         return images.new_zeros(0, FEATURES)
     padded = torch.cat([images, images.new_zeros(-n % CHUNK, *images.shape[1:])]) if n % CHUNK else images
-    with torch.jit.fuser("fuser3"):  # oneDNN Graph for this call only: no global switch left on
+    before = torch.jit.onednn_fusion_enabled()
+    torch.jit.enable_onednn_fusion(True)  # for this call only: no global switch left on
+    try:
         return torch.cat([graph(padded[s : s + CHUNK].contiguous()) for s in range(0, len(padded), CHUNK)])[:n]
+    finally:
+        torch.jit.enable_onednn_fusion(before)
 
 
 class ImageNetFrames(nn.Module):

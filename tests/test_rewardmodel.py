@@ -12,7 +12,7 @@ from rewardmodel.backbones import layout_mask
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.losses import two_hot
-from rewardmodel.evaluate import final_progress_selector, instruction_auc, top_k_precision
+from rewardmodel.evaluate import final_progress_selector, instruction_auc, top_k_breakdown, top_k_precision
 from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality, kendall_tau_a, roc_auc, voc
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
@@ -180,6 +180,11 @@ def test_instruction_auc_scores_every_success_under_every_instruction() -> None:
     assert top_k_precision(ignores, pool, 4, k=2) == pytest.approx(np.mean([1, 0, 0]))
     # a task with fewer successes than k is judged on as many as it has: k=5 cuts at each task's 2
     assert top_k_precision(knows, pool, 4, k=5) == 1.0 and top_k_precision(ignores, pool, 4, k=5) == pytest.approx(np.mean([1, 0, 0]))
+    # the picks sorted into their kinds: the door and button instructions pick the two drawer runs (another task)
+    assert top_k_breakdown(ignores, pool, 4, k=2) == pytest.approx({"right": 1 / 3, "failed": 0.0, "other task": 2 / 3})
+    # a failed door run that looks like one (first in pool order) takes one of the door instruction's two places
+    failed_first = [trajectory("open the door", "failure")] + pool
+    assert top_k_breakdown(knows, failed_first, 4, k=2) == pytest.approx({"right": np.mean([1, 0.5, 1]), "failed": 0.5 / 3, "other task": 0.0})
 
 
 def test_alignment_metrics_on_known_scores() -> None:
