@@ -30,6 +30,7 @@ RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.n
     "final progress x match^2": lambda p, mp, s, m: p * m**2,
     "min(final progress, match)": lambda p, mp, s, m: np.minimum(p, m),
     "mean progress x match": lambda p, mp, s, m: mp * m,
+    "final progress x success x match": lambda p, mp, s, m: p * s * m,
 }
 
 

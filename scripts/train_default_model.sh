@@ -9,7 +9,7 @@
 # 340 more episodes of the train tasks that training never sees (`curate rm calibrate`); then trains a second match
 # head on a frozen ImageNet network's features of the successful expert runs' first and last frames, kept beside the
 # trained one and averaged with it (`curate rm match --with-trained-head`). About 100 minutes of generation, 56 of
-# training and 18 of the match stage on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only
+# training and 11 of the match stage on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only
 # and another OUT to train the ablation the benchmark compares against (no match stage: it has no match head).
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower.
 set -euo pipefail
