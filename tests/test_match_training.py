@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors import safe_open
 from tiny import CAMERAS, TINY_EPISODES, tiny_episode
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.lerobot_io import write_dataset
 from curate.rm_data import load_trajectories
+from rewardmodel import imagenet
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.imagenet import CHUNK, IMAGENET_SIZE, EfficientNetLite0, ImageNetFrames, packaged_weights
 from rewardmodel.images import resize_square
@@ -64,7 +66,9 @@ def test_the_cached_features_are_the_networks(tiny_dataset: Path, tiny_model: Pa
     assert torch.allclose(cached[0].features.float(), plain, atol=2e-2, rtol=1e-2)  # float16 cache of the fused network
 
 
-def test_the_fused_cpu_graph_gives_the_networks_features_for_any_frame_count() -> None:
+@pytest.mark.parametrize("onednn_graph", [True, False])  # False: what platforms without oneDNN Graph's fuser run
+def test_the_fused_cpu_graph_gives_the_networks_features_for_any_frame_count(onednn_graph: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imagenet, "ONEDNN_GRAPH", onednn_graph)
     frames = ImageNetFrames(8)
     for n in (0, 1, CHUNK, CHUNK + 3):  # padded to whole chunks, cut back
         x = torch.rand(n, 3, IMAGENET_SIZE, IMAGENET_SIZE)
