@@ -1,4 +1,5 @@
-"""Resizing frames to a model's square input: the one place it is done (antialiased bilinear, as the models train)."""
+"""Resizing frames to a model's square input: the one place it is done (bilinear, antialiased when shrinking, as the
+models train)."""
 
 import torch
 import torch.nn.functional as F
