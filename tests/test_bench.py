@@ -20,6 +20,7 @@ def test_bench_measures_everything_at_tiny_sizes(tmp_path: Path) -> None:
     assert set(summary) == KEYS
     assert all(math.isfinite(v) and v > 0 for v in summary.values()), summary
     assert details["score_vs_decode"]["episodes"] == 20  # the large dataset: 10x the small one
+    assert details["score_vs_decode"]["rounds"] == 3  # the best of three rounds of each
     assert (details["memory"]["small_episodes"], details["memory"]["large_episodes"]) == (2, 20)
     assert details["export_vs_copy"]["episodes"] >= 1
     assert details["dense_vs_sampled"]["episodes"] == 2  # dense and 8-frame scoring of the small dataset
