@@ -98,16 +98,16 @@ def score_vs_decode(dataset: Path, model: str | None, work: Path, rounds: int = 
     """Episodes/s of `curate score` (a fresh index each round) and of decoding the very same frames in the same
     batches, no model: the best of `rounds` rounds of each, alternating, so one slow moment of a shared machine does
     not decide the ratio. The first round's index is `work/score.duckdb` (the export benchmark reads it)."""
+    job = prepare(ScoreConfig(dataset=str(dataset), index=work / "score.duckdb", model=model))  # the model loads once
+    config = job.config
+    batches = [job.episodes[s : s + config.batch_size] for s in range(0, len(job.episodes), config.batch_size)]
+    decode_all = lambda: [decode_batch(job.ds, b, job.cameras, config.sampling) for b in batches]  # noqa: E731
+    decode_all()  # warm the file cache and the decoder for both
     decode_s, score_s = [], []
     for round_ in range(rounds):
-        config = ScoreConfig(dataset=str(dataset), index=work / ("score.duckdb" if round_ == 0 else f"score{round_}.duckdb"), model=model)
-        job = prepare(config)
-        batches = [job.episodes[s : s + config.batch_size] for s in range(0, len(job.episodes), config.batch_size)]
-        decode_all = lambda: [decode_batch(job.ds, b, job.cameras, config.sampling) for b in batches]  # noqa: E731, B023 (called right away)
-        if round_ == 0:
-            decode_all()  # warm the file cache and the decoder for both
+        fresh = job if round_ == 0 else replace(job, config=replace(config, index=work / f"score{round_}.duckdb"))
         decode_s.append(_timed(decode_all))
-        score_s.append(_timed(lambda: score_dataset(job)))  # noqa: B023 (called right away)
+        score_s.append(_timed(lambda: score_dataset(fresh)))  # noqa: B023 (called right away)
     n = len(job.episodes)
     return {"episodes": n, "rounds": rounds, "decode_eps_per_s": n / min(decode_s), "score_eps_per_s": n / min(score_s), "ratio": min(decode_s) / min(score_s)}
 
