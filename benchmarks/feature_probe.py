@@ -20,6 +20,7 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from curate.rm_data import load_trajectories
+from rewardmodel.backbones import summarise
 from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0
 from rewardmodel.images import resize_square
 
@@ -35,28 +36,18 @@ def recoloured(x: Tensor, kind: str) -> Tensor:
     return x
 
 
-@torch.no_grad()
-def last_maps(network: EfficientNetLite0, x: Tensor) -> Tensor:
-    """(N, 3, S, S) -> (N, 1280, s, s): the network's last map, before it is pooled."""
-    y = nn.functional.relu6(network._bn0(network._conv_stem(x * 2 - 1)))
-    for block in network._blocks:
-        y = block(y)
-    return nn.functional.relu6(network._bn1(network._conv_head(y)))
-
-
 def ends(network: EfficientNetLite0, paths: list[Path], kind: str) -> tuple[Tensor, list[str]]:
     """Per successful trajectory, the last maps of its first and last frame (T, 2, 1280, s, s), and its task."""
     trajectories = [t for p in paths for t in load_trajectories(p, 64, None, frame_stride=1) if t.quality == "successful" and len(t.frames) >= 2]
     frames = torch.from_numpy(np.stack([t.frames[[0, -1]] for t in trajectories])).flatten(0, 1).permute(0, 3, 1, 2)
     x = recoloured(resize_square(frames.float() / 255, IMAGENET_SIZE), kind)
-    maps = torch.cat([last_maps(network, x[s : s + 64]) for s in range(0, len(x), 64)])
+    maps = torch.cat([network.last_map(x[s : s + 64]) for s in range(0, len(x), 64)])
     return maps.view(len(trajectories), 2, *maps.shape[1:]), [t.instruction for t in trajectories]
 
 
 def summary(maps: Tensor, grid: int) -> Tensor:
     """(T, 2, C, s, s) -> (T, 2 * C * grid^2): the mean of the two frames' pooled features and their difference."""
-    pooled = nn.functional.adaptive_avg_pool2d(maps.flatten(0, 1), grid).reshape(maps.shape[0], 2, -1)
-    return torch.cat([pooled.mean(1), pooled[:, 1] - pooled[:, 0]], -1)
+    return summarise(nn.functional.adaptive_avg_pool2d(maps.flatten(0, 1), grid).reshape(maps.shape[0], 2, -1))
 
 
 def probe(train: Tensor, train_y: Tensor, test: Tensor, test_y: Tensor, classes: int, steps: int = 1500) -> tuple[float, float, float]:

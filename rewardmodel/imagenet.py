@@ -64,10 +64,15 @@ class EfficientNetLite0(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
+        return self.last_map(images).mean((2, 3))
+
+    @torch.no_grad()
+    def last_map(self, images: Tensor) -> Tensor:
+        """(N, 3, S, S) -> (N, 1280, S/32, S/32): the map `forward` pools."""
         x = nn.functional.relu6(self._bn0(self._conv_stem(images * 2 - 1)))  # the Lite models read pixels in [-1, 1]
         for block in self._blocks:
             x = block(x)
-        return nn.functional.relu6(self._bn1(self._conv_head(x))).mean((2, 3))
+        return nn.functional.relu6(self._bn1(self._conv_head(x)))
 
 
 def packaged_weights() -> dict[str, Tensor]:
