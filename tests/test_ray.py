@@ -3,6 +3,7 @@ killed mid-run fails clearly and the rerun finishes without duplicates, an unrea
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,18 @@ def test_a_worker_killed_mid_run_fails_clearly_and_the_rerun_finishes_without_du
     index = tmp_path / "i.duckdb"
 
     def kill_after_first_batch(done: int, total: int) -> None:
-        # one actor, batches of one episode: the batches still queued after this go to a dead actor
+        # one actor, batches of one episode: the batches sent after this go to a dead actor. ray.kill returns before
+        # the actor is gone, and a call sent meanwhile may still run, so wait until a call fails: only then is it dead.
         if done == 1:
-            ray.kill(ray.get_actor("curate-scorer-0"), no_restart=True)
+            actor = ray.get_actor("curate-scorer-0")
+            ray.kill(actor, no_restart=True)
+            for _ in range(600):
+                try:
+                    ray.get(actor.__ray_ready__.remote(), timeout=60)
+                except ray.exceptions.RayActorError:
+                    return
+                time.sleep(0.1)
+            raise AssertionError("the killed actor still answers after a minute")
 
     with pytest.raises(CurateError, match="a Ray worker died while scoring.*run the same command again"):
         score(tiny_dataset, tiny_model, index, "ray", kill_after_first_batch, workers=1)
