@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from curate.rm_data import load_trajectories
 from rewardmodel.backbones import summarise
 from rewardmodel.imagenet import IMAGENET_SIZE, EfficientNetLite0
-from rewardmodel.images import resize_square
+from rewardmodel.images import greyscale, resize_square
 
 FRAMES = ("plain", "grey", "grey-world")
 
@@ -30,7 +30,7 @@ FRAMES = ("plain", "grey", "grey-world")
 def recoloured(x: Tensor, kind: str) -> Tensor:
     """(N, 3, S, S) in [0, 1], as they are, grey (luma), or white-balanced by the grey-world rule."""
     if kind == "grey":
-        return (x * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True).expand_as(x)
+        return greyscale(x)
     if kind == "grey-world":
         return (x / x.mean((2, 3), keepdim=True).clamp(min=1e-3) * x.mean((1, 2, 3), keepdim=True)).clamp(0, 1)
     return x

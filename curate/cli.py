@@ -474,6 +474,8 @@ def rm_match(
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
     ends: Annotated[bool, typer.Option("--ends/--every-frame", help="The head reads each trajectory's first and last frame (the ImageNet network runs on 2 of 8 frames when scoring) or every frame.")] = True,
     with_trained_head: Annotated[bool, typer.Option("--with-trained-head/--alone", help="Keep the match head the model was trained with and average the two heads' probabilities, or replace it.")] = False,
+    grey: Annotated[bool, typer.Option("--grey/--colour", help="The ImageNet network sees grey frames (luma) or the frames as they are.")] = False,
+    grid: Annotated[int, typer.Option(help="Pool the network's last map over a GRID x GRID grid: 1 (whole), 2 or 4.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if curate wrote it.")] = False,
 ) -> None:
     """Train a trained reward model's match head anew on a frozen ImageNet-pretrained network's frame features
@@ -482,7 +484,7 @@ def rm_match(
     from curate.reward_runs import match_model
     from rewardmodel.match_training import MatchConfig
 
-    config = MatchConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, ends=ends, with_trained=with_trained_head)
+    config = MatchConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads, ends=ends, with_trained=with_trained_head, grey=grey, grid=grid)
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
         encoding = progress.add_task("encoding frames", total=None, rate="")

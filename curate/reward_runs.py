@@ -176,7 +176,7 @@ def match_model(
     calibration, as they were. Its training log is copied; match_training.json holds this stage's."""
     folder = Path(source) if source is not None else DEFAULT_CHECKPOINT
     check_target(out, overwrite, inputs=[folder, *datasets])  # before decoding episodes
-    model = with_imagenet_match(load_model(folder), config.seed, config.ends, config.with_trained)
+    model = with_imagenet_match(load_model(folder), config.seed, config.ends, config.with_trained, config.grey, config.grid)
     trajectories = load_many(datasets, model.config.image_size, cameras, on_load)
     if on_cache is not None:
         on_cache[0](len(trajectories))

@@ -125,7 +125,7 @@ class CompactBackbone(Backbone):
         elif config.match_weight > 0 and config.match_source == "imagenet":
             from rewardmodel.imagenet import ImageNetFrames
 
-            self.match_frames = ImageNetFrames(h)
+            self.match_frames = ImageNetFrames(h, config.match_grey, config.match_grid)
         # what the match head summarises per frame: its own frames' features, or with "imagenet" both side by side
         self.match_width = 2 * h if config.match_source == "imagenet" and self.match_frames is not None else h
         self.text = nn.Linear(config.text_dim, h)

@@ -55,6 +55,10 @@ class CurateRewardConfig(RewardModelConfig):
     # match_source "imagenet" only: the checkpoint also keeps the match head the model was trained with (on the shared
     # CNN's summary), and the match probability is the mean of the two heads' (docs/rewardmodel.md)
     match_with_trained: bool = False
+    # match_source "imagenet" only: the frozen network sees grey frames (luma), and its last map is pooled over a
+    # match_grid x match_grid grid instead of whole (colour and layout; docs/rewardmodel.md)
+    match_grey: bool = False
+    match_grid: int = 1
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
@@ -87,8 +91,11 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
-        for imagenet_only in ("match_ends", "match_with_trained"):
-            if getattr(self, imagenet_only) and (self.match_source != "imagenet" or self.match_weight == 0):
+        if self.match_grid not in (1, 2, 4):
+            raise ValueError(f"match_grid must be 1, 2 or 4 (the frozen network's last map is 4x4), got {self.match_grid}")
+        changed = [name for name, default in (("match_ends", False), ("match_with_trained", False), ("match_grey", False), ("match_grid", 1)) if getattr(self, name) != default]
+        for imagenet_only in changed:
+            if self.match_source != "imagenet" or self.match_weight == 0:
                 raise ValueError(f"{imagenet_only} applies to a match head on match_source 'imagenet' only, got match_source {self.match_source!r} and match_weight {self.match_weight}")
         if not self.success_scale > 0:
             raise ValueError(f"success_scale must be > 0 (a calibration keeps the order of success logits), got {self.success_scale}")

@@ -8,7 +8,7 @@ import sys
 import torch
 from torch import Tensor, nn
 
-from rewardmodel.images import resize_square
+from rewardmodel.images import greyscale, resize_square
 
 # (kernel, stride, expansion, out channels, repeats) per stage: EfficientNet-B0's stages, as Lite0 keeps them
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
@@ -42,10 +42,13 @@ class _Block(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """(N, 3, S, S) floats in [0, 1] -> (N, 1280) pooled features; frozen: no gradients, batch norm always in eval."""
+    """(N, 3, S, S) floats in [0, 1] -> (N, 1280 * grid^2) features, the last map pooled whole (grid 1) or over a
+    grid x grid grid; frozen: no gradients, batch norm always in eval."""
 
-    def __init__(self, pretrained: bool = True):
+    def __init__(self, pretrained: bool = True, grid: int = 1):
         super().__init__()
+        self.grid = grid
+        self.width = FEATURES * grid * grid
         self._conv_stem, self._bn0 = _conv_bn(3, 32, 3, 2)
         blocks, c_in = [], 32
         for kernel, stride, expansion, c_out, repeats in STAGES:
@@ -64,7 +67,8 @@ class EfficientNetLite0(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        return self.last_map(images).mean((2, 3))
+        x = self.last_map(images)
+        return x.mean((2, 3)) if self.grid == 1 else nn.functional.adaptive_avg_pool2d(x, self.grid).flatten(1)
 
     @torch.no_grad()
     def last_map(self, images: Tensor) -> Tensor:
@@ -103,11 +107,11 @@ def fused(network: EfficientNetLite0) -> torch.jit.ScriptModule:
 
 
 @torch.no_grad()
-def run_fused(graph: torch.jit.ScriptModule, images: Tensor) -> Tensor:
-    """(N, 3, S, S) -> (N, 1280) through `fused`'s graph, CHUNK frames a call, the last call padded with zeros."""
+def run_fused(graph: torch.jit.ScriptModule, images: Tensor, width: int = FEATURES) -> Tensor:
+    """(N, 3, S, S) -> (N, width) through `fused`'s graph, CHUNK frames a call, the last call padded with zeros."""
     n = len(images)
     if not n:
-        return images.new_zeros(0, FEATURES)
+        return images.new_zeros(0, width)
     padded = torch.cat([images, images.new_zeros(-n % CHUNK, *images.shape[1:])]) if n % CHUNK else images
     run = lambda: torch.cat([graph(padded[s : s + CHUNK].contiguous()) for s in range(0, len(padded), CHUNK)])[:n]  # noqa: E731
     if not ONEDNN_GRAPH:
@@ -121,23 +125,27 @@ def run_fused(graph: torch.jit.ScriptModule, images: Tensor) -> Tensor:
 
 
 class ImageNetFrames(nn.Module):
-    """The match head's frame features: the frozen network's pooled features at IMAGENET_SIZE, projected to `hidden`.
-    On the CPU the network runs `fused`, built at the first call (after a checkpoint's weights are loaded)."""
+    """The match head's frame features: the frozen network's pooled features at IMAGENET_SIZE (of grey frames with
+    `grey`, pooled over a grid x grid grid), projected to `hidden`. On the CPU the network runs `fused`, built at the
+    first call (after a checkpoint's weights are loaded)."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, grey: bool = False, grid: int = 1):
         super().__init__()
-        self.network = EfficientNetLite0()
-        self.project = nn.Linear(FEATURES, hidden)
+        self.network = EfficientNetLite0(grid=grid)
+        self.grey = grey
+        self.project = nn.Linear(self.network.width, hidden)
         self._fast: list[torch.jit.ScriptModule] = []  # a plain list: neither a submodule nor in the state dict
 
     def features(self, images: Tensor) -> Tensor:
-        """(N, 3, S, S) in [0, 1] -> (N, 1280), before the projection."""
+        """(N, 3, S, S) in [0, 1] -> (N, width), before the projection."""
         x = resize_square(images, IMAGENET_SIZE)
+        if self.grey:
+            x = greyscale(x)
         if x.device.type != "cpu":
             return self.network(x)
         if not self._fast:
             self._fast.append(fused(self.network))
-        return run_fused(self._fast[0], x)
+        return run_fused(self._fast[0], x, self.network.width)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.project(self.features(images))

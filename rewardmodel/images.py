@@ -1,8 +1,14 @@
-"""Resizing frames to a model's square input: the one place it is done (bilinear, antialiased when shrinking, as the
-models train)."""
+"""Resizing frames to a model's square input (bilinear, antialiased when shrinking, as the models train), and making
+them grey: the one place each is done."""
 
 import torch
 import torch.nn.functional as F
+
+
+def greyscale(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) floats -> the same shape, each pixel's luma (ITU-R BT.601 weights) in all three channels."""
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+    return (images * luma[:, None, None]).sum(1, keepdim=True).expand_as(images)
 
 
 def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:

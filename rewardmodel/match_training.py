@@ -31,35 +31,40 @@ class MatchConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     ends: bool = True  # the head reads each trajectory's first and last frame only (the model's match_ends)
     with_trained: bool = False  # keep the trained match head and average the two (the model's match_with_trained)
+    grey: bool = False  # the frozen network sees grey frames (the model's match_grey)
+    grid: int = 1  # its last map pooled over a grid x grid grid (the model's match_grid)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2:
             raise RewardModelError(f"steps must be at least 1 and batch size at least 2 (the loss compares rows), got steps={self.steps} batch_size={self.batch_size}")
+        if self.grid not in (1, 2, 4):
+            raise RewardModelError(f"grid must be 1, 2 or 4 (the frozen network's last map is 4x4), got {self.grid}")
         if not 0 < self.lr < 1:
             raise RewardModelError(f"learning rate must be in (0, 1), got {self.lr}")
 
 
 @dataclass(frozen=True)
 class CachedTrajectory:
-    """One successful trajectory's frames as the match head reads them: (N, H + 1280) float16, the progress CNN's
-    features beside the frozen ImageNet network's."""
+    """One successful trajectory's frames as the match head reads them: (N, H + W) float16, the progress CNN's
+    features beside the frozen ImageNet network's (W: 1280 per grid cell)."""
 
     instruction: str
     first_success: int
     features: Tensor
 
 
-def with_imagenet_match(model: CurateRewardModel, seed: int = 0, ends: bool = True, with_trained: bool = False) -> CurateRewardModel:
+def with_imagenet_match(model: CurateRewardModel, seed: int = 0, ends: bool = True, with_trained: bool = False, grey: bool = False, grid: int = 1) -> CurateRewardModel:
     """A copy of `model` with a new, untrained match head on match_source "imagenet" (its initial weights drawn
     from `seed`), reading the first and last frame of each trajectory with `ends` or every frame without; with
-    `with_trained`, `model`'s own match head is kept beside it and the two are averaged. Every other weight the same."""
+    `with_trained`, `model`'s own match head is kept beside it and the two are averaged; `grey` and `grid` set what
+    the frozen network sees and how its map is pooled. Every other weight the same."""
     if model.members is not None:
         raise RewardModelError("an ensemble's members each need their own match head: give one trained checkpoint (`curate rm train`), then join")
     if model.config.backbone != "compact":
         raise RewardModelError(f"the ImageNet match head reads the compact backbone's frame features; this checkpoint's backbone is {model.config.backbone!r}")
     if with_trained and (model.match is None or model.config.match_source != "shared"):
         raise RewardModelError(f"--with-trained-head keeps a match head trained on the shared CNN; this checkpoint has {'none' if model.match is None else 'one on match_source ' + repr(model.config.match_source)}")
-    config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0, match_ends=ends, match_with_trained=with_trained)
+    config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0, match_ends=ends, match_with_trained=with_trained, match_grey=grey, match_grid=grid)
     torch.manual_seed(seed)
     new = CurateRewardModel(config)
     kept = ("match.", "backbone.match_frames.")  # new: the head and projection drawn from the seed, the network the wheel's

@@ -16,7 +16,7 @@ from curate.rm_data import load_trajectories
 from rewardmodel import imagenet
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.imagenet import CHUNK, IMAGENET_SIZE, EfficientNetLite0, ImageNetFrames, packaged_weights
-from rewardmodel.images import resize_square
+from rewardmodel.images import greyscale, resize_square
 from rewardmodel.match_training import cache_features, with_imagenet_match
 from rewardmodel.model import PACKAGED, load_model
 from rewardmodel.train import TrainConfig, train
@@ -67,14 +67,37 @@ def test_the_cached_features_are_the_networks(tiny_dataset: Path, tiny_model: Pa
 
 
 @pytest.mark.parametrize("onednn_graph", [True, False])  # False: what platforms without oneDNN Graph's fuser run
-def test_the_fused_cpu_graph_gives_the_networks_features_for_any_frame_count(onednn_graph: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("grid", [1, 2])
+def test_the_fused_cpu_graph_gives_the_networks_features_for_any_frame_count(onednn_graph: bool, grid: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imagenet, "ONEDNN_GRAPH", onednn_graph)
-    frames = ImageNetFrames(8)
+    frames = ImageNetFrames(8, grid=grid)
     for n in (0, 1, CHUNK, CHUNK + 3):  # padded to whole chunks, cut back
         x = torch.rand(n, 3, IMAGENET_SIZE, IMAGENET_SIZE)
         fast = frames.features(x)
-        assert fast.shape == (n, 1280)
+        assert fast.shape == (n, 1280 * grid * grid)
         assert torch.allclose(fast, frames.network(x), atol=1e-4, rtol=1e-4)
+    if grid == 2:  # each cell pools a quarter of the map: together, the whole map's pooled features
+        whole = ImageNetFrames(8).features(x)
+        assert torch.allclose(fast.view(len(x), 1280, 4).mean(-1), whole, atol=1e-4, rtol=1e-4)
+
+
+def test_rm_match_on_grey_frames_pooled_over_a_grid(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grey"
+    args = ["rm", "match", "--model", str(tiny_model), "--dataset", str(tiny_dataset), "--steps", "2", "--batch-size", "4", "--grey", "--grid", "2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    model = load_model(out)
+    assert (model.config.match_grey, model.config.match_grid) == (True, 2)
+    assert model.backbone.match_frames.project.in_features == 4 * 1280
+    colour = torch.rand(3, 3, 32, 32)
+    grey = greyscale(colour)
+    assert not torch.equal(colour, grey) and torch.allclose(grey[:, 0], 0.299 * colour[:, 0] + 0.587 * colour[:, 1] + 0.114 * colour[:, 2])
+    features = model.backbone.match_frames.features
+    assert torch.allclose(features(colour), features(grey), atol=1e-5)  # the network sees the same grey frames
+    bad = CliRunner().invoke(app, [*args[:-1], "3", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "grid must be 1, 2 or 4" in bad.output and not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="match_grey applies to a match head on match_source 'imagenet' only"):
+        CurateRewardConfig(match_weight=1.0, match_grey=True)
 
 
 def test_the_network_stays_frozen_in_training_mode() -> None:
