@@ -55,10 +55,11 @@ class Backbone(nn.Module):
     hidden_size: int
     video_summary: bool = False  # whether forward() fills video_a / video_b
 
-    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None) -> BackboneOutput:
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None, match: bool = True) -> BackboneOutput:
         """frames: (B, T, 3, S, S) floats in [0, 1]; one instruction per batch row. With `owners` (R,) (single
         trajectories only), R instructions, each on trajectory `owners[r]` of frames_a: `forward(frames_a[owners],
-        instructions)`, with each trajectory's frames encoded once however many instructions it is scored under."""
+        instructions)`, with each trajectory's frames encoded once however many instructions it is scored under.
+        Without `match` (single trajectories only), only what progress and success read: no match summary."""
         raise NotImplementedError
 
     def encode(self, frames: Tensor, match: bool = True) -> Tensor:
@@ -161,13 +162,15 @@ class CompactBackbone(Backbone):
         positions = self.position(torch.arange(features.shape[1], device=features.device))
         return features + positions + self.kind.weight[kind]
 
-    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None) -> BackboneOutput:
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None, match: bool = True) -> BackboneOutput:
         if frames_b is not None and self.match_frames is not None:
             # pairs (training): no summaries; the model runs the match CNN on each pair's chosen trajectory only
             return self._from_features(self._per_frame(self.frames, frames_a), instructions, self._per_frame(self.frames, frames_b))
         if frames_b is not None:
             return self.from_encoded(self._per_frame(self.encode, frames_a), instructions, self._per_frame(self.encode, frames_b))
         rows = slice(None) if owners is None else owners
+        if not match:
+            return self._from_features(self._per_frame(self.frames, frames_a)[rows], instructions)
         if self.config.match_ends:  # the ImageNet network on the two frames the match head reads
             features = self._per_frame(self.frames, frames_a)
             ends = torch.cat([features[:, [0, -1]], self._per_frame(self.match_frames, frames_a[:, [0, -1]])], -1)
@@ -259,7 +262,7 @@ class Qwen3VLBackbone(Backbone):
         x = x.reshape(n, 1, t, c, g // m, m, p, g // m, m, p).permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
         return x.reshape(n * g * g, c * t * p * p)
 
-    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None) -> BackboneOutput:
+    def forward(self, frames_a: Tensor, instructions: list[str], frames_b: Tensor | None = None, owners: Tensor | None = None, match: bool = True) -> BackboneOutput:
         if owners is not None:  # every frame is its own image tokens in each row's sequence: nothing to share
             frames_a = frames_a[owners]
         qwen = self.model.config

@@ -62,9 +62,10 @@ class CurateRewardConfig(RewardModelConfig):
     # more than 1: an ensemble of that many models of this config, trained apart (other seeds) and joined by `curate rm
     # ensemble`, whose outputs are averaged: one training seed's quirks on an unseen view count for less
     members: int = 1
-    # average every prediction over the frames and their mirror image (test-time augmentation). `curate rm train`
-    # sets it unless --no-mirror-average, as its augmentation mirrors half the clips; checkpoints saved before the
-    # field existed, and the shipped default, score one view
+    # average every prediction over the frames and their mirror image (test-time augmentation), but a match head on
+    # match_source "imagenet", which reads the frames as they are (the network's cost). `curate rm train` sets it
+    # unless --no-mirror-average, as its augmentation mirrors half the clips; checkpoints saved before the field
+    # existed score one view
     mirror_average: bool = False
     # success probability = sigmoid(success_scale * logit + success_bias): Platt scaling fitted by `curate rm
     # calibrate` on episodes the model never trained on (the head is overconfident on new episodes); 1 and 0 leave

@@ -73,8 +73,14 @@ class CurateRewardModel(PreTrainedRewardModel):
 
     def views(self, frames: Tensor) -> tuple[Tensor, ...]:
         """The frames, and with `mirror_average` also their mirror image (width is the second-last axis): every
-        prediction is the mean over these."""
+        prediction is the mean over these, but the match probability of a head on the frozen ImageNet network
+        (`match_source` "imagenet"), which reads the frames as they are: that network's pass over the mirror image
+        would double what scoring costs (docs/rewardmodel.md)."""
         return (frames, frames.flip(-2)) if self.config.mirror_average else (frames,)
+
+    def matches_view(self, view: int) -> bool:
+        """Whether the match probability is computed on `views`' view number `view`."""
+        return view == 0 or self.config.match_source != "imagenet"
 
     def predict_all(self, frames: Tensor, instructions: list[str], owners: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
@@ -82,13 +88,13 @@ class CurateRewardModel(PreTrainedRewardModel):
         trajectory `owners[r]`: `predict_all(frames[owners], instructions)`, each trajectory's frames encoded once."""
         if self.members is not None:
             return _mean(m.predict_all(frames, instructions, owners) for m in self.members)
-        return _mean(self._predict_view(view, instructions, owners) for view in self.views(frames))
+        return _view_mean([self._predict_view(view, instructions, owners, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
 
-    def _predict_view(self, frames: Tensor, instructions: list[str], owners: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-        out = self.backbone(self.prepare(frames), instructions, owners=owners)
+    def _predict_view(self, frames: Tensor, instructions: list[str], owners: Tensor | None, match: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        out = self.backbone(self.prepare(frames), instructions, owners=owners, match=match)
         progress = self.heads.expected_progress(self.heads.progress(out.frames_a))
         success = self.success_probability(self.heads.success(out.frames_a).squeeze(-1))
-        if self.match is None:
+        if self.match is None or not match:
             return progress, success, None
         return progress, success, self.match_probability(out, self._text(instructions)).diagonal()
 
@@ -119,9 +125,9 @@ class CurateRewardModel(PreTrainedRewardModel):
         head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
         if self.members is not None:
             return _mean(m.predict_grids(frames, grids, instructions, chunk) for m in self.members)
-        return _mean(self._predict_grids_view(view, grids, instructions, chunk) for view in self.views(frames))
+        return _view_mean([self._predict_grids_view(view, grids, instructions, chunk, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
 
-    def _predict_grids_view(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _predict_grids_view(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int, match: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         # every frame through what progress and success read; the match features only for the whole sample, below
         encoded = torch.cat([self.backbone.encode(self.prepare(frames[s : s + chunk].unsqueeze(0))[0], match=False) for s in range(0, len(frames), chunk)])
         n = len(instructions)
@@ -138,7 +144,7 @@ class CurateRewardModel(PreTrainedRewardModel):
                 last = self.backbone.from_encoded(x, [i for i in instructions for _ in part]).frames_a[:, -1]
                 progress[:, part] = self.heads.expected_progress(self.heads.progress(last)).view(n, len(part)).float().cpu()
                 success[:, part] = self.success_probability(self.heads.success(last).squeeze(-1)).view(n, len(part)).float().cpu()
-        if self.match is None:
+        if self.match is None or not match:
             return progress, success, None
         whole = self.backbone(self.prepare(frames[torch.as_tensor(grids[-1])].unsqueeze(0)), instructions[:1])  # as predict_all reads it
         return progress, success, self.match_probability(whole, self._text(instructions)).squeeze(0).float().cpu()
@@ -209,6 +215,13 @@ class CurateRewardModel(PreTrainedRewardModel):
 def _mean(outputs: Iterable[tuple[Tensor | None, ...]]) -> tuple[Tensor | None, ...]:
     """Each output averaged over an ensemble's members (None, for no match head, stays None)."""
     return tuple(None if parts[0] is None else torch.stack(parts).mean(0) for parts in zip(*outputs, strict=True))
+
+
+def _view_mean(outputs: list[tuple[Tensor, Tensor, Tensor | None]]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Progress and success averaged over the views; the match probability over the views that computed one."""
+    progress, success = (torch.stack(parts).mean(0) for parts in zip(*(o[:2] for o in outputs), strict=True))
+    matches = [o[2] for o in outputs if o[2] is not None]
+    return progress, success, torch.stack(matches).mean(0) if matches else None
 
 
 def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateRewardModel:

@@ -179,3 +179,23 @@ def test_the_trained_head_kept_beside_the_new_one_is_averaged_with_it(tiny_datas
     refused = CliRunner().invoke(app, ["rm", "match", "--model", str(tiny_model), "--dataset", str(tiny_dataset), "--out", str(tmp_path / "no"), "--steps", "2", "--with-trained-head"])
     assert refused.exit_code != 0 and "this checkpoint has none" in refused.output
     assert not (tmp_path / "no").exists()
+
+
+def test_mirror_averaging_leaves_the_imagenet_head_on_the_clip_as_it_is(tiny_model: Path) -> None:
+    one = with_imagenet_match(load_model(tiny_model), seed=1, ends=True)
+    both = with_imagenet_match(load_model(tiny_model), seed=1, ends=True)
+    both.config.mirror_average = True
+    frames = torch.randint(0, 255, (3, 4, 32, 32, 3), dtype=torch.uint8)
+    mirrored = frames.flip(-2)
+    words = ["open the drawer", "press the button", "open the drawer"]
+    seen = []
+    hook = both.backbone.match_frames.register_forward_hook(lambda _module, args, _out: seen.append(len(args[0])))
+    with torch.inference_mode():
+        (p, s, m), (p0, s0, m0), (p1, s1, _) = both.predict_all(frames, words), one.predict_all(frames, words), one.predict_all(mirrored, words)
+        grids = [np.arange(t + 1) for t in range(4)]
+        dense, dense0, dense1 = (model.predict_grids(x[0], grids, words[:2]) for model, x in ((both, frames), (one, frames), (one, mirrored)))
+    hook.remove()
+    assert torch.allclose(p, (p0 + p1) / 2, atol=1e-6) and torch.allclose(s, (s0 + s1) / 2, atol=1e-6)  # averaged
+    assert torch.equal(m, m0)  # the match probability: the clip as it is
+    assert torch.allclose(dense[0], (dense0[0] + dense1[0]) / 2, atol=1e-6) and torch.equal(dense[2], dense0[2])
+    assert seen == [2 * 3, 2]  # the network ran on the two end frames of each clip once, not on their mirror images
