@@ -4,8 +4,8 @@
 # recipes, each seen by six random camera poses; then 30 more expert episodes and 10 more noisy, stalled or random
 # ones per task, each seen by three) and trains the compact backbone on it with the match head and training
 # paraphrases (the `curate rm train` defaults), 15,000 steps of 16 pairs, with twice the pairs whose rejected run is a
-# failed or suboptimal run of the same task, scoring one view (averaging with the mirror image, `curate rm train`'s
-# default, lets the door episode 22 into the demo's export with these weights); then calibrates the success head on
+# failed or suboptimal run of the same task, averaging each prediction over the clip and its mirror image (`curate rm
+# train`'s default; the ImageNet match head below reads the clip as it is); then calibrates the success head on
 # 340 more episodes of the train tasks that training never sees (`curate rm calibrate`); then trains a second match
 # head on a frozen ImageNet network's features of the successful expert runs' first and last frames, kept beside the
 # trained one and averaged with it (`curate rm match --with-trained-head`). About 100 minutes of generation, 56 of
@@ -38,7 +38,7 @@ TRAINED=data/$(basename "$OUT")_uncalibrated
 CALIBRATED=data/$(basename "$OUT")_calibrated
 .venv/bin/curate rm train --dataset data/rm_train_rand6 --dataset data/rm_train_expert3 --dataset data/rm_train_expert3b \
   --dataset data/rm_train_fail3 --out "$TRAINED" --steps 15000 --batch-size 16 --seed 1 --threads 1 --eval-every 100000 \
-  --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --no-mirror-average --overwrite "$@"
+  --ratios rewind=1,suboptimal=2,different_task=1,reverse=1,similar_task=1,late_success=1 --overwrite "$@"
 case " $* " in
   *" --ablation"*)  # the progress-only ablation has no match head to keep
     .venv/bin/curate rm calibrate --model "$TRAINED" --dataset data/rm_calib --out "$OUT" --overwrite ;;
