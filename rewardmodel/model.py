@@ -84,8 +84,9 @@ class CurateRewardModel(PreTrainedRewardModel):
 
     def predict_all(self, frames: Tensor, instructions: list[str], owners: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """`predict`'s progress and success, and the probability (B,) that each instruction fits its trajectory's
-        task (None without a match head), each the mean over `views`. With `owners` (R,), R instructions, each on
-        trajectory `owners[r]`: `predict_all(frames[owners], instructions)`, each trajectory's frames encoded once."""
+        task (None without a match head), each the mean over `views` (the match over those `matches_view` names).
+        With `owners` (R,), R instructions, each on trajectory `owners[r]`: `predict_all(frames[owners],
+        instructions)`, each trajectory's frames encoded once."""
         if self.members is not None:
             return _mean(m.predict_all(frames, instructions, owners) for m in self.members)
         return _view_mean([self._predict_view(view, instructions, owners, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
@@ -116,7 +117,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         averages; what a calibration is fitted on."""
         if self.members is not None:
             return torch.cat([m.success_logits(frames, instructions) for m in self.members])
-        return torch.stack([self.heads.success(self.backbone(self.prepare(view), instructions).frames_a).squeeze(-1) for view in self.views(frames)])
+        return torch.stack([self.heads.success(self.backbone(self.prepare(view), instructions, match=False).frames_a).squeeze(-1) for view in self.views(frames)])
 
     def predict_grids(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int = 256) -> tuple[Tensor, Tensor, Tensor | None]:
         """Dense scoring of one episode: progress and success at the last frame of each grid (ascending positions
