@@ -56,21 +56,26 @@ class CachedTrajectory:
 def with_imagenet_match(model: CurateRewardModel, seed: int = 0, ends: bool = True, with_trained: bool = False, grey: bool = False, grid: int = 1) -> CurateRewardModel:
     """A copy of `model` with a new, untrained match head on match_source "imagenet" (its initial weights drawn
     from `seed`), reading the first and last frame of each trajectory with `ends` or every frame without; with
-    `with_trained`, `model`'s own match head is kept beside it and the two are averaged; `grey` and `grid` set what
-    the frozen network sees and how its map is pooled. Every other weight the same."""
+    `with_trained`, `model`'s own match head (or the trained head an earlier ImageNet head kept) is kept beside it
+    and the two are averaged; `grey` and `grid` set what the frozen network sees and how its map is pooled. Every
+    other weight the same."""
     if model.members is not None:
         raise RewardModelError("an ensemble's members each need their own match head: give one trained checkpoint (`curate rm train`), then join")
     if model.config.backbone != "compact":
         raise RewardModelError(f"the ImageNet match head reads the compact backbone's frame features; this checkpoint's backbone is {model.config.backbone!r}")
-    if with_trained and (model.match is None or model.config.match_source != "shared"):
-        raise RewardModelError(f"--with-trained-head keeps a match head trained on the shared CNN; this checkpoint has {'none' if model.match is None else 'one on match_source ' + repr(model.config.match_source)}")
+    source = model.state_dict()
+    trained = {k: v for k, v in source.items() if k.startswith("trained_match.")}  # kept beside an earlier ImageNet head
+    if with_trained and not trained:
+        if model.match is None or model.config.match_source != "shared":
+            raise RewardModelError(f"--with-trained-head keeps a match head trained on the shared CNN; this checkpoint has {'none' if model.match is None else 'one on match_source ' + repr(model.config.match_source)}")
+        trained = {"trained_" + k: v for k, v in source.items() if k.startswith("match.")}
     config = replace(model.config, match_source="imagenet", match_weight=model.config.match_weight or 1.0, match_ends=ends, match_with_trained=with_trained, match_grey=grey, match_grid=grid)
     torch.manual_seed(seed)
     new = CurateRewardModel(config)
     kept = ("match.", "backbone.match_frames.")  # new: the head and projection drawn from the seed, the network the wheel's
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith(kept)}
+    state = {k: v for k, v in source.items() if not k.startswith((*kept, "trained_match."))}
     if with_trained:
-        state |= {"trained_" + k: v for k, v in model.state_dict().items() if k.startswith("match.")}
+        state |= trained
     missing, unexpected = new.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(kept) for k in missing), (missing, unexpected)
     return new.eval()

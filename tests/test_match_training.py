@@ -176,6 +176,15 @@ def test_the_trained_head_kept_beside_the_new_one_is_averaged_with_it(tiny_datas
         both, new, old = (m.predict_all(frames, words)[2] for m in (kept, alone, trained))
     assert torch.allclose(both, (new + old) / 2, atol=1e-6)
 
+    again = {}  # from a checkpoint that has an ImageNet head already (the shipped one has): a new head, the kept one carried
+    for flag in ("--with-trained-head", "--alone"):
+        again[flag] = tmp_path / ("again" + flag.strip("-"))
+        result = CliRunner().invoke(app, ["rm", "match", "--model", str(outputs["--with-trained-head"]), "--dataset", str(tiny_dataset), "--out", str(again[flag]), "--steps", "2", "--batch-size", "4", "--seed", "2", flag])
+        assert result.exit_code == 0, result.output
+    carried, fresh = load_model(again["--with-trained-head"]), load_model(again["--alone"])
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in carried.state_dict().items() if k.startswith("trained_match."))
+    assert carried.trained_match is not None and fresh.trained_match is None and not fresh.config.match_with_trained
+
     refused = CliRunner().invoke(app, ["rm", "match", "--model", str(tiny_model), "--dataset", str(tiny_dataset), "--out", str(tmp_path / "no"), "--steps", "2", "--with-trained-head"])
     assert refused.exit_code != 0 and "this checkpoint has none" in refused.output
     assert not (tmp_path / "no").exists()
