@@ -5,6 +5,7 @@ from typing import Any
 
 from lerobot.configs.rewards import RewardModelConfig
 
+from rewardmodel.imagenet import GRIDS
 from rewardmodel.text import PACKAGED_TEXT_ENCODER
 
 MODEL_TYPE = "curate_robometer"
@@ -92,8 +93,8 @@ class CurateRewardConfig(RewardModelConfig):
             raise ValueError(f"match_weight must be >= 0, got {self.match_weight}")
         if self.match_source not in MATCH_SOURCES:
             raise ValueError(f"unknown match_source {self.match_source!r}; valid: {', '.join(MATCH_SOURCES)}")
-        if self.match_grid not in (1, 2, 4):
-            raise ValueError(f"match_grid must be 1, 2 or 4 (the frozen network's last map is 4x4), got {self.match_grid}")
+        if self.match_grid not in GRIDS:
+            raise ValueError(f"match_grid must be one of {GRIDS} (the frozen network's last map is 4x4), got {self.match_grid}")
         changed = [name for name, default in (("match_ends", False), ("match_with_trained", False), ("match_grey", False), ("match_grid", 1)) if getattr(self, name) != default]
         for imagenet_only in changed:
             if self.match_source != "imagenet" or self.match_weight == 0:

@@ -14,6 +14,7 @@ from rewardmodel.images import greyscale, resize_square
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
 FEATURES = 1280
 IMAGENET_SIZE = 128  # frames are upsampled to this first: at 64 px the network's last maps are 2x2 (docs/rewardmodel.md)
+GRIDS = (1, 2, 4)  # how the 4x4 last map at IMAGENET_SIZE may be pooled: whole, in quarters, or cell by cell
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> tuple[nn.Conv2d, nn.BatchNorm2d]:

@@ -13,6 +13,7 @@ from torch import Tensor
 from rewardmodel import losses, paraphrases
 from rewardmodel.backbones import summarise
 from rewardmodel.errors import RewardModelError
+from rewardmodel.imagenet import GRIDS
 from rewardmodel.model import CurateRewardModel
 from rewardmodel.pairs import chosen_segment, reworded, spread
 from rewardmodel.records import Trajectory
@@ -37,8 +38,8 @@ class MatchConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2:
             raise RewardModelError(f"steps must be at least 1 and batch size at least 2 (the loss compares rows), got steps={self.steps} batch_size={self.batch_size}")
-        if self.grid not in (1, 2, 4):
-            raise RewardModelError(f"grid must be 1, 2 or 4 (the frozen network's last map is 4x4), got {self.grid}")
+        if self.grid not in GRIDS:
+            raise RewardModelError(f"grid must be one of {GRIDS} (the frozen network's last map is 4x4), got {self.grid}")
         if not 0 < self.lr < 1:
             raise RewardModelError(f"learning rate must be in (0, 1), got {self.lr}")
 

@@ -95,7 +95,7 @@ def test_rm_match_on_grey_frames_pooled_over_a_grid(tiny_dataset: Path, tiny_mod
     features = model.backbone.match_frames.features
     assert torch.allclose(features(colour), features(grey), atol=1e-5)  # the network sees the same grey frames
     bad = CliRunner().invoke(app, [*args[:-1], "3", "--out", str(tmp_path / "bad")])
-    assert bad.exit_code != 0 and "grid must be 1, 2 or 4" in bad.output and not (tmp_path / "bad").exists()
+    assert bad.exit_code != 0 and "grid must be one of (1, 2, 4)" in bad.output and not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="match_grey applies to a match head on match_source 'imagenet' only"):
         CurateRewardConfig(match_weight=1.0, match_grey=True)
 
