@@ -89,7 +89,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         instructions)`, each trajectory's frames encoded once."""
         if self.members is not None:
             return _mean(m.predict_all(frames, instructions, owners) for m in self.members)
-        return _view_mean([self._predict_view(view, instructions, owners, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
+        return _mean([self._predict_view(view, instructions, owners, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
 
     def _predict_view(self, frames: Tensor, instructions: list[str], owners: Tensor | None, match: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         out = self.backbone(self.prepare(frames), instructions, owners=owners, match=match)
@@ -126,7 +126,7 @@ class CurateRewardModel(PreTrainedRewardModel):
         head. A grid's last frame sees the grid's frames only, as in `predict_all`."""
         if self.members is not None:
             return _mean(m.predict_grids(frames, grids, instructions, chunk) for m in self.members)
-        return _view_mean([self._predict_grids_view(view, grids, instructions, chunk, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
+        return _mean([self._predict_grids_view(view, grids, instructions, chunk, self.matches_view(i)) for i, view in enumerate(self.views(frames))])
 
     def _predict_grids_view(self, frames: Tensor, grids: list[np.ndarray], instructions: list[str], chunk: int, match: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         # every frame through what progress and success read; the match features only for the whole sample, below
@@ -214,15 +214,9 @@ class CurateRewardModel(PreTrainedRewardModel):
 
 
 def _mean(outputs: Iterable[tuple[Tensor | None, ...]]) -> tuple[Tensor | None, ...]:
-    """Each output averaged over an ensemble's members (None, for no match head, stays None)."""
-    return tuple(None if parts[0] is None else torch.stack(parts).mean(0) for parts in zip(*outputs, strict=True))
-
-
-def _view_mean(outputs: list[tuple[Tensor, Tensor, Tensor | None]]) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Progress and success averaged over the views; the match probability over the views that computed one."""
-    progress, success = (torch.stack(parts).mean(0) for parts in zip(*(o[:2] for o in outputs), strict=True))
-    matches = [o[2] for o in outputs if o[2] is not None]
-    return progress, success, torch.stack(matches).mean(0) if matches else None
+    """Each output averaged over an ensemble's members or over the views, over those that computed it (None where
+    none did: no match head, or a view the match is not computed on)."""
+    return tuple(torch.stack(given).mean(0) if (given := [p for p in parts if p is not None]) else None for parts in zip(*outputs, strict=True))
 
 
 def load_model(source: str | Path | None = None, device: str = "cpu") -> CurateRewardModel:
