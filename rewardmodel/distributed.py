@@ -39,10 +39,11 @@ def stop() -> None:
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """DDP over the process group (it broadcasts rank 0's initial weights); the model itself on one process.
-    find_unused_parameters: the ablations leave a head without gradients."""
+    static_graph: every step uses the same parameters, so DDP learns once which are used instead of searching the
+    autograd graph each step (find_unused_parameters did, and the progress stage trained 1.2x slower on 2 CPU ranks)."""
     if world_size() == 1:
         return model
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
 
 
 def weight_digests(model: torch.nn.Module) -> list[str]:
