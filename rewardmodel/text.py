@@ -41,14 +41,12 @@ class InstructionEncoder:
     @torch.no_grad()  # not inference_mode: cached embeddings feed layers that are trained
     def encode(self, sentences: list[str]) -> torch.Tensor:
         """(N, dim) float32 embeddings, L2-normalised."""
-        missing = sorted({s for s in sentences if s not in self.cache})
-        if missing:
-            tokens = self.tokenizer(missing, padding=True, truncation=True, max_length=128, return_tensors="pt")
-            hidden = self.model(**tokens).last_hidden_state
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            for sentence, vector in zip(missing, torch.nn.functional.normalize(pooled, dim=-1), strict=True):
-                self.cache[sentence] = vector.float()
+        # one sentence at a time: padded beside others, its embedding would differ in the last bits with the company
+        # it was first met in, and a resumed training would not end where an uninterrupted one does
+        for sentence in sorted({s for s in sentences if s not in self.cache}):
+            tokens = self.tokenizer([sentence], truncation=True, max_length=128, return_tensors="pt")
+            pooled = self.model(**tokens).last_hidden_state.mean(1)
+            self.cache[sentence] = torch.nn.functional.normalize(pooled, dim=-1)[0].float()
         return torch.stack([self.cache[s] for s in sentences]) if sentences else torch.zeros(0, self.dim)
 
 
