@@ -39,8 +39,10 @@ def stop() -> None:
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """DDP over the process group (it broadcasts rank 0's initial weights); the model itself on one process.
-    static_graph: every step uses the same parameters, so DDP learns once which are used instead of searching the
-    autograd graph each step (find_unused_parameters did, and the progress stage trained 1.2x slower on 2 CPU ranks)."""
+    static_graph: every step uses the same parameters, so DDP learns on the first step which are used (a head an
+    ablation leaves without gradients, another backbone's unused weights) instead of searching the autograd graph each
+    step and warning on every rank when it finds none; the speed on 2 CPU ranks is within run-to-run noise
+    (docs/rewardmodel.md)."""
     if world_size() == 1:
         return model
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
