@@ -390,21 +390,25 @@ def rm_train(
     match_source: Annotated[str, typer.Option(help="What the match head summarises: the progress head's CNN (shared) or a narrow CNN of its own (own; docs/rewardmodel.md).")] = "shared",
     paraphrases: Annotated[bool, typer.Option(help="Train under the repo's paraphrases of each instruction half the time.")] = True,
     mirror_average: Annotated[bool, typer.Option(help="The checkpoint scores every clip and its mirror image and averages the two (twice the scoring time; docs/rewardmodel.md).")] = True,
+    save_every: Annotated[int, typer.Option(help="Steps between saved training states: an interrupted run, rerun with the same options, resumes from the last.")] = 500,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a ROBOMETER-style reward model (progress + success + preference) on LeRobot datasets.
-    Data-parallel: torchrun --nproc-per-node N -m curate.cli rm train ... (batch size is per process)."""
+    Data-parallel: torchrun --nproc-per-node N -m curate.cli rm train ... (batch size is per process).
+    Interrupted, the same command again resumes (the state is a hidden file beside --out until the checkpoint is written)."""
     from rewardmodel import distributed
     from rewardmodel.pairs import parse_ratios
     from rewardmodel.train import TrainConfig
 
-    from curate.reward_runs import model_config, train_model
+    from curate.reward_runs import model_config, resume_path, train_model
 
     model = model_config(backbone, image_size, frames, match_weight, ablation, match_source, mirror_average)
     check_target(out, overwrite, inputs=[*dataset, *(eval_dataset or ())])  # before decoding episodes for minutes
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, ratios=parse_ratios(ratios), eval_every=eval_every, seed=seed, threads=threads, device=device, paraphrases=paraphrases)
+    if save_every < 1:
+        raise CurateError(f"--save-every must be at least 1 step, got {save_every}")
     if distributed.rank() > 0:  # torchrun's other ranks train quietly; rank 0 shows progress and saves
-        train_model(dataset, model, config, out, eval_dataset or (), camera)
+        train_model(dataset, model, config, out, eval_dataset or (), camera, save_every=save_every)
         return
     with progress_bar() as progress:
         loading = progress.add_task("decoding episodes", total=None, rate="")
@@ -418,7 +422,10 @@ def rm_train(
                     f"step {step}: " + "  ".join(f"{k.removeprefix('eval_')} {v:.3f}" for k, v in logs.items() if k.startswith("eval_"))
                 )
 
-        train_model(dataset, model, config, out, eval_dataset or (), camera, on_load=lambda n: progress.advance(loading, n), on_log=on_log)
+        def on_resume(step: int) -> None:
+            progress.console.print(f"resuming at step {step + 1} of {steps} from {resume_path(out)}")
+
+        train_model(dataset, model, config, out, eval_dataset or (), camera, lambda n: progress.advance(loading, n), on_log, on_resume, save_every)
     console.print(f"saved {out.resolve()} (config.json, model.safetensors, training.json, training_curves.png)")
 
 

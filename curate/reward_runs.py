@@ -12,7 +12,7 @@ from curate.errors import CurateError
 from curate.outputs import atomic_folder, check_target
 from curate.plots import training_curves
 from curate.rm_data import load_trajectories
-from rewardmodel import distributed
+from rewardmodel import distributed, resume
 from rewardmodel.calibrate import Calibration, fit_calibration
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.evaluate import preference_accuracy, score_trajectories
@@ -56,20 +56,33 @@ def train_model(
     cameras: Sequence[str] | None = None,
     on_load: Callable[[int], None] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
+    save_every: int = 500,
 ) -> tuple[CurateRewardModel, list[dict[str, float]]]:
     """Train on every (episode, camera) of `datasets` and save the checkpoint, a training log and a curves PNG to
-    `out` (written beside it first, moved into place when complete; under torchrun by rank 0 alone)."""
+    `out` (written beside it first, moved into place when complete; under torchrun by rank 0 alone). Every
+    `save_every` steps the training state goes to `resume_path(out)`; a rerun with the same settings continues from it."""
     code_version = provenance.code_version()  # the code that trains, even if the checkout moves on meanwhile
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
     eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets and main else None
+    settings = {
+        "datasets": [str(Path(d).resolve()) for d in datasets],
+        "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
+        "cameras": list(cameras or []),
+        "trajectories": len(trajectories),
+        "model": {k: v for k, v in asdict(model_config).items() if k != "device"},
+        "train": dict(config.__dict__),
+        "world_size": distributed.world_size(),
+    }
+    resume_from = resume.Resume(resume_path(out), json.dumps(settings, sort_keys=True), save_every)
     try:
         if not main:
-            model, history = train(trajectories, model_config, config)
+            model, history = train(trajectories, model_config, config, resume_from=resume_from)
             distributed.weight_digests(model)
             return model, history
         with atomic_folder(out, overwrite=True, inputs=[*datasets, *eval_datasets]) as partial:
-            model, history = train(trajectories, model_config, config, eval_trajectories, on_log)
+            model, history = train(trajectories, model_config, config, eval_trajectories, on_log, resume_from, on_resume)
             model.save_pretrained(partial)
             digests = distributed.weight_digests(model)
             if len(set(digests)) > 1:
@@ -89,9 +102,16 @@ def train_model(
             }
             (partial / TRAINING_LOG).write_text(json.dumps(log, indent=1))
             training_curves(history, partial / "training_curves.png")
+        resume.discard(resume_from)
     finally:
         distributed.stop()
     return model, history
+
+
+def resume_path(out: str | Path) -> Path:
+    """Where `curate rm train --out OUT` keeps the state an interrupted run resumes from: a hidden file beside OUT."""
+    out = Path(out).resolve()
+    return out.parent / f".{out.name}.resume.pt"
 
 
 def join_models(members: Sequence[str | Path], out: Path, overwrite: bool = False) -> CurateRewardModel:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rewardmodel import distributed, paraphrases
+from rewardmodel import distributed, paraphrases, resume
 from rewardmodel.config import CurateRewardConfig
 from rewardmodel.errors import RewardModelError
 from rewardmodel.evaluate import evaluate
@@ -78,6 +78,8 @@ def train(
     config: TrainConfig,
     eval_trajectories: list[Trajectory] | None = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    resume_from: resume.Resume | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> tuple[CurateRewardModel, list[dict[str, float]]]:
     # seeding: the same initial weights everywhere, different pairs on each torchrun rank
     device = distributed.device_for(config.device)
@@ -99,10 +101,22 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = cosine_schedule(optimizer, config.warmup_steps, config.steps)
 
-    # loop
+    # an interrupted run's state, if any
     history: list[dict[str, float]] = []
+    first = 1
+    saved = resume.load(resume_from) if resume_from else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        resume.set_random_state(saved["random"][distributed.rank()], generator, sampler.rng)
+        history, first = saved["history"], saved["step"] + 1
+        if on_resume is not None:
+            on_resume(saved["step"])
+
+    # loop
     started = time.perf_counter()
-    for step in range(1, config.steps + 1):
+    for step in range(first, config.steps + 1):
         batch = sampler.batch(config.batch_size)
         batch = PairBatch(**{**batch.__dict__, "frames_a": augment(batch.frames_a, generator), "frames_b": augment(batch.frames_b, generator)})
         loss, logs = replicated(batch)
@@ -113,7 +127,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        logs |= {"step": float(step), "lr": schedule.get_last_lr()[0], "samples_per_s": step * config.batch_size * distributed.world_size() / (time.perf_counter() - started)}
+        logs |= {"step": float(step), "lr": schedule.get_last_lr()[0], "samples_per_s": (step - first + 1) * config.batch_size * distributed.world_size() / (time.perf_counter() - started)}
 
         # evaluation
         if eval_trajectories and (step % config.eval_every == 0 or step == config.steps):
@@ -123,6 +137,8 @@ def train(
         history.append(logs)
         if on_log is not None:
             on_log(step, logs)
+        if resume_from and step % resume_from.every == 0 and step < config.steps:
+            resume.save(resume_from, step, model, optimizer, schedule, history, resume.random_state(generator, sampler.rng))
 
     model.eval()
     return model, history

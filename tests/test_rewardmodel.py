@@ -17,6 +17,7 @@ from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
 from rewardmodel.records import Trajectory
+from rewardmodel.resume import Resume
 from rewardmodel.train import TrainConfig, augment, train
 
 TINY = dict(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
@@ -221,6 +222,32 @@ def test_train_saves_a_checkpoint_that_loads_identically(tmp_path: Path) -> None
     frames = torch.randint(0, 255, (1, 4, 32, 32, 3), dtype=torch.uint8)  # another resolution than trained on
     with torch.no_grad():
         assert torch.allclose(model.predict(frames, ["open the drawer"])[0], loaded.predict(frames, ["open the drawer"])[0])
+
+
+def test_an_interrupted_training_resumes_and_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+    config, settings = CurateRewardConfig(**TINY, match_weight=1.0), TrainConfig(steps=6, batch_size=4, seed=0)
+    whole, whole_history = train(pool(), config, settings)
+
+    def stop_at_step_5(step: int, logs: dict[str, float]) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    state = Resume(tmp_path / "state.pt", '{"run": "the same"}', every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(pool(), config, settings, on_log=stop_at_step_5, resume_from=state)
+    assert torch.load(state.path, weights_only=True)["step"] == 4
+    resumed: list[int] = []
+    model, history = train(pool(), config, settings, resume_from=state, on_resume=resumed.append)
+    assert resumed == [4] and [h["step"] for h in history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [h["loss"] for h in history] == [h["loss"] for h in whole_history]
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), model.state_dict().values(), strict=True))
+
+    # a state saved under other settings, or unreadable, is not resumed from: the run starts over
+    for other in (Resume(state.path, '{"run": "another"}', every=2), Resume(tmp_path / "junk.pt", '{"run": "the same"}')):
+        (tmp_path / "junk.pt").write_text("not a training state")
+        resumed.clear()
+        _, history = train(pool(), config, settings, resume_from=other, on_resume=resumed.append)
+        assert resumed == [] and len(history) == 6
 
 
 def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> None:

@@ -79,3 +79,31 @@ def test_rm_train_under_torchrun_keeps_both_ranks_in_step(tiny_dataset: Path, tm
     assert json.loads((tmp_path / "single" / "training.json").read_text())["world_size"] == 1
     a, b = load_file(tmp_path / "ddp" / "model.safetensors"), load_file(tmp_path / "single" / "model.safetensors")
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
+
+
+def test_rm_train_killed_mid_run_resumes_from_its_last_state(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Killed with SIGKILL (a closed laptop, a lost machine): no checkpoint, a state beside it; the same command again
+    resumes from that state, writes the checkpoint and removes the state."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from curate.reward_runs import resume_path
+
+    out = tmp_path / "rm"
+    args = ["rm", "train", "--dataset", str(tiny_dataset), "--out", str(out), "--steps", "60", "--batch-size", "2", "--image-size", "16", "--frames", "4", "--threads", "1", "--save-every", "2"]
+    run = subprocess.Popen([sys.executable, "-m", "curate.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not resume_path(out).exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    assert resume_path(out).exists() and not out.exists()
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "resuming at step " in result.output and resume_path(out).name in result.output
+    assert [h["step"] for h in json.loads((out / "training.json").read_text())["history"]] == [float(s) for s in range(1, 61)]
+    assert not resume_path(out).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["rm"]  # no state, no partial folder
