@@ -63,6 +63,8 @@ def train_model(
     `out` (written beside it first, moved into place when complete; under torchrun by rank 0 alone). Every
     `save_every` steps the training state goes to `resume_path(out)`; a rerun with the same settings continues from it."""
     code_version = provenance.code_version()  # the code that trains, even if the checkout moves on meanwhile
+    if resume_path(out).exists() and not resume_path(out).is_file():
+        raise CurateError(f"{resume_path(out)} is in the way of the training state curate keeps beside --out (it is not a file); move it or choose another --out")
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
     eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets and main else None

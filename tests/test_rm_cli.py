@@ -107,3 +107,8 @@ def test_rm_train_killed_mid_run_resumes_from_its_last_state(tiny_dataset: Path,
     assert "resuming at step " in result.output and resume_path(out).name in result.output
     assert [h["step"] for h in json.loads((out / "training.json").read_text())["history"]] == [float(s) for s in range(1, 61)]
     assert not resume_path(out).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["rm"]  # no state, no partial folder
+
+    resume_path(tmp_path / "rm2").mkdir()  # something of the user's where the state would go
+    result = CliRunner().invoke(app, [*args[:5], str(tmp_path / "rm2"), *args[6:]])
+    assert result.exit_code == 2 and "is in the way of the training state curate keeps beside --out" in result.output
+    assert not (tmp_path / "rm2").exists() and resume_path(tmp_path / "rm2").is_dir()
