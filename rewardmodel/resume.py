@@ -54,9 +54,7 @@ def load(resume: Resume) -> dict[str, Any] | None:
     """The saved state of this run, or None when there is none or it is another run's (other settings)."""
     try:
         state = torch.load(resume.path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:  # unreadable (not one of ours, or cut short by a full disk): the run starts over and replaces it
+    except Exception:  # none, or unreadable (not one of ours, cut short by a full disk): the run starts over and replaces it
         return None
     if not isinstance(state, dict) or state.get("settings") != resume.settings:
         return None
