@@ -72,7 +72,7 @@ def train_model(
         "datasets": [str(Path(d).resolve()) for d in datasets],
         "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
         "cameras": list(cameras or []),
-        "trajectories": len(trajectories),
+        "trajectories": resume.digest(trajectories),  # the same paths generated again are other data
         "model": {k: v for k, v in asdict(model_config).items() if k != "device"},
         "train": dict(config.__dict__),
         "world_size": distributed.world_size(),

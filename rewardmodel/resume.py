@@ -2,6 +2,7 @@
 schedule, history and every rank's random generators) to one file beside the output. A rerun with the same settings
 continues from it and ends with the weights an uninterrupted run ends with; other settings start over."""
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from rewardmodel import distributed
+from rewardmodel.records import Trajectory
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,16 @@ class Resume:
     path: Path  # the state file
     settings: str  # what makes two runs the same run (JSON): data, model and training settings, world size
     every: int = 500  # steps between states
+
+
+def digest(trajectories: list[Trajectory]) -> str:
+    """SHA-256 over every trajectory's instruction, success labels and first and last frames: data regenerated at the
+    same path with another seed is another run's data."""
+    hashed = hashlib.sha256()
+    for t in trajectories:
+        for part in (t.instruction.encode(), t.success.tobytes(), t.frames[0].tobytes(), t.frames[-1].tobytes()):
+            hashed.update(part)
+    return f"{len(trajectories)} trajectories, sha256 {hashed.hexdigest()}"
 
 
 def random_state(generator: torch.Generator, sampler_rng: np.random.Generator) -> dict[str, Any]:

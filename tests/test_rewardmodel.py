@@ -17,7 +17,7 @@ from rewardmodel.metrics import ScoredTrajectory, failure_f1, kendall_by_quality
 from rewardmodel.model import CurateRewardModel, load_model
 from rewardmodel.pairs import STRATEGIES, PairSampler, progress_targets
 from rewardmodel.records import Trajectory
-from rewardmodel.resume import Resume
+from rewardmodel.resume import Resume, digest
 from rewardmodel.train import TrainConfig, augment, train
 
 TINY = dict(image_size=16, hidden_dim=32, num_layers=1, num_heads=2, num_frames=4, max_frames=8)
@@ -241,6 +241,11 @@ def test_an_interrupted_training_resumes_and_ends_with_the_uninterrupted_weights
     assert resumed == [4] and [h["step"] for h in history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert [h["loss"] for h in history] == [h["loss"] for h in whole_history]
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), model.state_dict().values(), strict=True))
+
+    # the data is part of the settings: the same trajectories give the same digest, one changed pixel another
+    changed = pool()
+    changed[2].frames[-1, 0, 0, 0] ^= 1
+    assert digest(pool()) == digest(pool()) != digest(changed)
 
     # a state saved under other settings, or unreadable, is not resumed from: the run starts over
     for other in (Resume(state.path, '{"run": "another"}', every=2), Resume(tmp_path / "junk.pt", '{"run": "the same"}')):
