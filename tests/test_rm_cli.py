@@ -97,7 +97,7 @@ def test_rm_train_killed_mid_run_resumes_from_its_last_state(tiny_dataset: Path,
     run = subprocess.Popen([sys.executable, "-m", "curate.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
     while not resume_path(out).exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.02)  # the first state comes at step 2 of 60
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     assert resume_path(out).exists() and not out.exists()
