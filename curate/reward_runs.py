@@ -63,21 +63,21 @@ def train_model(
     `out` (written beside it first, moved into place when complete; under torchrun by rank 0 alone). Every
     `save_every` steps the training state goes to `resume_path(out)`; a rerun with the same settings continues from it."""
     code_version = provenance.code_version()  # the code that trains, even if the checkout moves on meanwhile
-    if resume_path(out).exists() and not resume_path(out).is_file():
-        raise CurateError(f"{resume_path(out)} is in the way of the training state curate keeps beside --out (it is not a file); move it or choose another --out")
+    state = resume_path(out)
+    if state.exists() and not state.is_file():
+        raise CurateError(f"{state} is in the way of the training state curate keeps beside --out (it is not a file); move it or choose another --out")
     trajectories = load_many(datasets, model_config.image_size, cameras, on_load)
     main = distributed.rank() == 0  # under torchrun, rank 0 alone evaluates and writes
     eval_trajectories = load_many(eval_datasets, model_config.image_size, cameras, on_load) if eval_datasets and main else None
+    sources = {"datasets": [str(Path(d).resolve()) for d in datasets], "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets], "cameras": list(cameras or [])}
     settings = {
-        "datasets": [str(Path(d).resolve()) for d in datasets],
-        "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
-        "cameras": list(cameras or []),
+        **sources,
         "trajectories": resume.digest(trajectories),  # the same paths generated again are other data
         "model": {k: v for k, v in asdict(model_config).items() if k != "device"},
         "train": dict(config.__dict__),
         "world_size": distributed.world_size(),
     }
-    resume_from = resume.Resume(resume_path(out), json.dumps(settings, sort_keys=True), save_every)
+    resume_from = resume.Resume(state, json.dumps(settings, sort_keys=True), save_every)
     try:
         if not main:
             model, history = train(trajectories, model_config, config, resume_from=resume_from)
@@ -90,9 +90,7 @@ def train_model(
             if len(set(digests)) > 1:
                 raise CurateError(f"the {len(digests)} torchrun ranks ended with different weights ({', '.join(d[:12] for d in digests)}); the checkpoint is not written")
             log = {
-                "datasets": [str(Path(d).resolve()) for d in datasets],
-                "eval_datasets": [str(Path(d).resolve()) for d in eval_datasets],
-                "cameras": list(cameras or []),
+                **sources,
                 "trajectories": len(trajectories),
                 "out": str(Path(out).resolve()),
                 "train_config": dict(config.__dict__),
