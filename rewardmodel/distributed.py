@@ -6,6 +6,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 
@@ -46,6 +47,17 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     if world_size() == 1:
         return model
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+
+
+def all_rows(x: Tensor) -> Tensor:
+    """Every rank's `x` (the same shape on each) concatenated along the first axis in rank order; `x` alone outside
+    torchrun. Other ranks' rows carry no gradient: for what has none (frozen embeddings, labels)."""
+    if world_size() == 1 or not dist.is_initialized():
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    parts[rank()] = x
+    return torch.cat(parts)
 
 
 def weight_digests(model: torch.nn.Module) -> list[str]:

@@ -41,12 +41,20 @@ def rank_loss(final_a: Tensor, final_b: Tensor, a_is_better: Tensor, scale: floa
     return F.binary_cross_entropy_with_logits(scale * (final_a - final_b), a_is_better.float())
 
 
-def match_loss(logits: Tensor, same_task: Tensor) -> Tensor:
+def match_loss(logits: Tensor, same_task: Tensor, whole: Tensor | None = None) -> Tensor:
     """SigLIP's sigmoid loss over every (trajectory, instruction) of the batch, (B, U) logits and bool targets, with
     matching and non-matching pairs weighted equally: with 34 tasks about 1 pair in 16 matches, and the plain mean
-    trained a head that learned the base rate and nothing else (loss 0.226 against 0.233 for "never a match")."""
+    trained a head that learned the base rate and nothing else (loss 0.226 against 0.233 for "never a match").
+
+    With `whole` (U, U), the targets of the whole batch when `logits` are one of its equal blocks of rows (a torchrun
+    rank's): each part is summed over the block, divided by the whole batch's count of such pairs and scaled by the
+    number of blocks, so that the blocks' mean, and so the mean of their gradients, is the whole batch's loss."""
     signs = same_task.float() * 2 - 1
     per_pair = -F.logsigmoid(signs * logits)
     positive, negative = same_task, ~same_task
-    parts = [per_pair[mask].mean() for mask in (positive, negative) if mask.any()]
+    if whole is None:
+        parts = [per_pair[mask].mean() for mask in (positive, negative) if mask.any()]
+        return torch.stack(parts).mean()
+    blocks = whole.shape[0] / same_task.shape[0]
+    parts = [per_pair[mask].sum() * blocks / all_of_kind.sum() for mask, all_of_kind in ((positive, whole), (negative, ~whole)) if all_of_kind.any()]
     return torch.stack(parts).mean()

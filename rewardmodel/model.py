@@ -1,5 +1,6 @@
 """The reward model: a LeRobot PreTrainedRewardModel with `compute_reward` (inference) and `forward` (training)."""
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from lerobot.rewards.pretrained import PreTrainedRewardModel
-from rewardmodel import losses
+from rewardmodel import distributed, losses
 from rewardmodel.backbones import BackboneOutput, make_backbone
 from rewardmodel.config import MODEL_TYPE, CurateRewardConfig
 from rewardmodel.errors import RewardModelError
@@ -192,13 +193,24 @@ class CurateRewardModel(PreTrainedRewardModel):
                 chosen = self.backbone.match_summary(self.prepare(torch.where(better, batch.frames_a, batch.frames_b)))
             else:
                 chosen = torch.where(label.bool().unsqueeze(1), out.video_a, out.video_b)
-            logits = self.match(chosen, self._text(batch.instructions))
-            tasks = batch.tasks or batch.instructions
-            same = torch.tensor([[x == y for y in tasks] for x in tasks], device=logits.device)
-            match = losses.match_loss(logits, same)
+            match = self._match_loss(chosen, batch.instructions, batch.tasks or batch.instructions)
             loss = loss + c.match_weight * match
             logs |= {"loss": loss.item(), "match": match.item()}
         return loss, logs
+
+    def _match_loss(self, chosen: Tensor, instructions: list[str], tasks: list[str]) -> Tensor:
+        """The match loss of the rows' chosen trajectories (B, D) against every row's instruction, rows of one task
+        matching. Under torchrun against every rank's instructions, as one process would see the global batch: the
+        instructions' frozen embeddings and the task labels are gathered (no gradient needs to cross ranks) and the
+        loss is normalised so that DDP's gradient average is the global batch's gradient."""
+        text = self._text(instructions)
+        keys = torch.tensor([int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little", signed=True) for t in tasks], device=text.device)
+        all_keys = distributed.all_rows(keys)
+        logits = self.match(chosen, distributed.all_rows(text))
+        same = keys[:, None] == all_keys[None]
+        if len(all_keys) == len(keys):
+            return losses.match_loss(logits, same)
+        return losses.match_loss(logits, same, all_keys[:, None] == all_keys[None])
 
     @torch.inference_mode()
     def preference_probability(self, frames_a: Tensor, frames_b: Tensor, instructions: list[str]) -> Tensor:

@@ -34,6 +34,67 @@ def test_match_loss_weighs_matching_and_other_pairs_equally() -> None:
     assert match_loss(logits, torch.zeros_like(same)).item() == pytest.approx(no_match.item())
 
 
+def test_the_match_loss_of_equal_row_blocks_averages_to_the_whole_batch_loss_and_gradient() -> None:
+    # what each torchrun rank computes on its rows: the blocks' mean is the whole batch's loss, and so is the gradient
+    generator = torch.Generator().manual_seed(0)
+    tasks = torch.tensor([0, 1, 0, 2, 3, 1, 2, 4])
+    whole = tasks[:, None] == tasks[None]
+    logits = torch.randn(8, 8, generator=generator, requires_grad=True)
+    expected = match_loss(logits, whole)
+    (grad_whole,) = torch.autograd.grad(expected, logits)
+    blocks = [match_loss(logits[rows], whole[rows], whole) for rows in (slice(0, 4), slice(4, 8))]
+    mean = torch.stack(blocks).mean()
+    (grad_blocks,) = torch.autograd.grad(mean, logits)
+    assert mean.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.allclose(grad_blocks, grad_whole, atol=1e-7)
+
+
+def _match_loss_on_rank(rank: int, store: str, out: str) -> None:
+    # one torchrun rank: its half of the rows, every rank's instructions, DDP's gradient average
+    import os
+
+    import torch.distributed as dist
+
+    os.environ |= {"RANK": str(rank), "WORLD_SIZE": "2"}
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    model, chosen, instructions, tasks = _match_loss_inputs()
+    rows = slice(4 * rank, 4 * rank + 4)
+    loss = model._match_loss(chosen[rows], instructions[rows], tasks[rows])
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.match.named_parameters()}
+    for grad in grads.values():
+        dist.all_reduce(grad)
+        grad /= 2
+    losses = [torch.zeros(1), torch.zeros(1)]
+    dist.all_gather(losses, loss.detach().view(1))
+    if rank == 0:
+        torch.save({"loss": torch.cat(losses).mean(), "grads": grads}, out)
+    dist.destroy_process_group()
+
+
+def _match_loss_inputs() -> tuple[CurateRewardModel, torch.Tensor, list[str], list[str]]:
+    torch.manual_seed(0)
+    model = CurateRewardModel(CurateRewardConfig(**TINY, match_weight=1.0)).eval()  # eval: no dropout to differ
+    chosen = torch.randn(8, model.match.video[0].in_features)
+    tasks = ["open the drawer", "press the button", "open the drawer", "close the door", "press the button", "open the drawer", "turn the tap", "close the door"]
+    instructions = [t if i % 2 else "please " + t for i, t in enumerate(tasks)]  # reworded: tasks decide the matches
+    return model, chosen, instructions, tasks
+
+
+def test_under_torchrun_each_rank_matches_its_rows_against_every_ranks_instructions(tmp_path: Path) -> None:
+    # two gloo processes, each with 4 of the 8 rows, end with the loss and the gradient one process gets on all 8
+    torch.multiprocessing.spawn(_match_loss_on_rank, args=(str(tmp_path / "store"), str(tmp_path / "ranks.pt")), nprocs=2)
+    ranks = torch.load(tmp_path / "ranks.pt")
+    model, chosen, instructions, tasks = _match_loss_inputs()
+    loss = model._match_loss(chosen, instructions, tasks)
+    loss.backward()
+    assert ranks["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in model.match.named_parameters():
+        assert torch.allclose(ranks["grads"][name], p.grad, atol=1e-6), name
+    alone = model._match_loss(chosen[:4], instructions[:4], tasks[:4])  # what a rank saw before: its own rows only
+    assert abs(alone.item() - loss.item()) > 1e-3
+
+
 def test_paraphrased_rows_keep_their_task_and_runs_without_paraphrases_keep_their_pairs() -> None:
     words = {"open the drawer": ("pull out the drawer", "slide the drawer out")}
     batch = PairSampler(pool(), 4, RATIOS, seed=0, paraphrases=words).batch(32)
