@@ -102,7 +102,8 @@ def datagen_metaworld(
     randomise_scene: Annotated[bool, typer.Option(help="Randomise lights and colours per episode.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
-    """Roll out MT50 tasks with scripted experts and degraded recipes into a LeRobot v3 play dataset."""
+    """Roll out MT50 tasks with scripted experts and degraded recipes into a LeRobot v3 play dataset. Killed, the same
+    command resumes: finished parts of 50 episodes are kept in a hidden folder beside --out until the end."""
     from curate.datagen import DatagenConfig, generate, quality_counts
 
     config = DatagenConfig(
@@ -113,14 +114,20 @@ def datagen_metaworld(
     total = len(config.task_list) * config.episodes_per_task
     with progress_bar() as progress:
         bar = progress.add_task("rolling out", total=total, rate="")
+        before = [0]  # episodes a killed run generated
 
         def advance(rollout) -> None:
             progress.advance(bar)
-            done = progress.tasks[bar].completed
+            done = progress.tasks[bar].completed - before[0]
             elapsed = progress.tasks[bar].elapsed or 1e-9
             progress.update(bar, rate=f"{60 * done / elapsed:.1f} episodes/min")
 
-        manifest = generate(config, on_episode=advance)
+        def resumed(episodes: int, folder: Path) -> None:
+            progress.console.print(f"resuming: {episodes} of {total} episodes were generated before, in {folder}")
+            before[0] = episodes
+            progress.advance(bar, episodes)
+
+        manifest = generate(config, on_episode=advance, on_resume=resumed)
     table = Table(title=f"{total} episodes written to {config.out.resolve()}")
     table.add_column("task")
     for quality in QUALITIES:

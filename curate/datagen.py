@@ -1,6 +1,9 @@
 """Generates a MetaWorld play dataset (experts and degraded recipes) and writes it as a LeRobot v3 dataset."""
 
+import itertools
+import json
 import multiprocessing
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,6 +21,8 @@ from policies.records import Rollout
 from policies.rollout import RolloutSpec, run_rollout
 
 MANIFEST = "curate_datagen.json"
+PART = 50  # episodes per part: what a killed generation can lose
+PART_RECORDS = "curate_datagen_part.json"
 
 
 @dataclass(frozen=True)
@@ -108,45 +113,89 @@ def to_episode(rollout: Rollout) -> EpisodeData:
     return EpisodeData(task=rollout.instruction, arrays=arrays)
 
 
-def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None = None) -> dict:
-    """Roll out and write the dataset at `config.out` atomically; returns the manifest (also saved in the dataset)."""
+def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None = None, on_resume: Callable[[int, Path], None] | None = None) -> dict:
+    """Roll out and write the dataset at `config.out` atomically; returns the manifest (also saved in the dataset).
+
+    The episodes are written in parts of `PART` (each a finished LeRobot dataset in `work_folder(out)`), joined into
+    `out` at the end without re-encoding, and the work folder is removed. A killed run, run again with the same
+    settings, keeps the parts it finished (`on_resume(episodes, folder)` says how many) and rolls out the rest;
+    other settings start over."""
     specs = plan(config)
-    records: list[dict] = []
-
-    def episodes() -> Iterator[EpisodeData]:
-        for spec, rollout in zip(specs, _rollouts(specs, config.workers), strict=True):
-            records.append(
-                {
-                    "episode_index": len(records),
-                    "task": rollout.task,
-                    "instruction": rollout.instruction,
-                    "recipe": rollout.recipe,
-                    "seed": rollout.seed,
-                    "quality": quality_label(rollout.successes),
-                    "cameras": {c.name: asdict(c) | {"lookat": list(c.lookat)} for c in spec.cameras if not c.fixed},  # poses as drawn
-                    "scene_seed": spec.scene_seed,
-                }
-            )
-            if on_episode is not None:
-                on_episode(rollout)
-            yield to_episode(rollout)
-
+    work = work_folder(config.out)
+    parts = [work / f"part-{n:05d}" for n in range(-(-len(specs) // PART))]
+    done = _open_work(work, {"specs": [asdict(spec) for spec in specs], "cameras": list(config.cameras)}, parts)
+    if done and on_resume is not None:
+        on_resume(sum(len(specs[PART * n : PART * (n + 1)]) for n in done), work)
+    camera_keys = [camera_key(parse_camera(spec).name) for spec in config.cameras]
+    todo = [n for n in range(len(parts)) if n not in done]
+    rollouts = _rollouts([spec for n in todo for spec in specs[PART * n : PART * (n + 1)]], config.workers)
+    for n in todo:
+        part = specs[PART * n : PART * (n + 1)]
+        _write_part(parts[n], part, PART * n, itertools.islice(rollouts, len(part)), config.fps, camera_keys, on_episode)
     manifest = {
         "config": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
         "code_version": provenance.code_version(),
         "created": provenance.now(),
-        "episodes": records,
+        "episodes": [record for part in parts for record in json.loads((part / PART_RECORDS).read_text())],
     }
-    lerobot_io.write_dataset(
-        config.out,
-        episodes(),
-        fps=config.fps,
-        camera_keys=[camera_key(parse_camera(spec).name) for spec in config.cameras],
-        robot_type="sawyer",
-        overwrite=config.overwrite,
-        extra_files={MANIFEST: lambda: manifest},
-    )
+    lerobot_io.merge_datasets(config.out, parts, overwrite=config.overwrite, extra_files={MANIFEST: lambda: manifest})
+    shutil.rmtree(work)
     return manifest
+
+
+def _write_part(out: Path, specs: list[RolloutSpec], first: int, rollouts: Iterator[Rollout], fps: int, camera_keys: list[str], on_episode: Callable[[Rollout], None] | None) -> None:
+    """One part as a finished dataset, with its episodes' manifest records (numbered from `first`) beside it."""
+    records: list[dict] = []
+
+    def episodes() -> Iterator[EpisodeData]:
+        for i, (spec, rollout) in enumerate(zip(specs, rollouts, strict=True)):
+            records.append(_record(first + i, spec, rollout))
+            if on_episode is not None:
+                on_episode(rollout)
+            yield to_episode(rollout)
+
+    lerobot_io.write_dataset(out, episodes(), fps=fps, camera_keys=camera_keys, robot_type="sawyer", extra_files={PART_RECORDS: lambda: records})
+
+
+def _record(index: int, spec: RolloutSpec, rollout: Rollout) -> dict:
+    return {
+        "episode_index": index,
+        "task": rollout.task,
+        "instruction": rollout.instruction,
+        "recipe": rollout.recipe,
+        "seed": rollout.seed,
+        "quality": quality_label(rollout.successes),
+        "cameras": {c.name: asdict(c) | {"lookat": list(c.lookat)} for c in spec.cameras if not c.fixed},  # poses as drawn
+        "scene_seed": spec.scene_seed,
+    }
+
+
+def work_folder(out: Path) -> Path:
+    """Where a generation keeps its finished parts until it joins them: hidden, beside `out`."""
+    out = Path(out).expanduser().resolve()
+    return out.parent / f".{out.name}.datagen"
+
+
+def _open_work(work: Path, settings: dict, parts: list[Path]) -> set[int]:
+    """The numbers of the parts a killed run with these settings finished; a work folder of other settings (curate's
+    own: its settings file and parts) is cleared first. Anything else in its place is refused."""
+    file = work / "settings.json"
+    if work.exists() or work.is_symlink():
+        if not work.is_dir() or work.is_symlink():
+            raise CurateError(f"{work} is in the way of the generation's work folder; move it and run again")
+        entries = list(work.iterdir())  # empty: killed before its settings were written
+        if entries and (not file.is_file() or any(not (p == file or p.name.startswith(("part-", ".part-"))) for p in entries)):
+            raise CurateError(f"{work} holds files curate did not write; move it and run again (curate keeps its unfinished generations there)")
+        try:
+            same = json.loads(file.read_text()) == json.loads(json.dumps(settings))
+        except (OSError, ValueError):  # none yet, or cut short while written
+            same = False
+        if same:
+            return {n for n, part in enumerate(parts) if (part / PART_RECORDS).is_file()}
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(settings))
+    return set()
 
 
 def _rollouts(specs: list[RolloutSpec], workers: int) -> Iterator[Rollout]:

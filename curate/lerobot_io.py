@@ -1,6 +1,8 @@
 """The one module that touches lerobot's dataset API: open datasets, list episodes, decode frames, write datasets."""
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -246,6 +248,23 @@ def frame_features(example: EpisodeData, camera_keys: Sequence[str]) -> dict[str
             dtype = "bool" if value.dtype == np.bool_ else "float32"
             features[key] = {"dtype": dtype, "shape": shape, "names": None}
     return features
+
+
+def merge_datasets(out: Path, roots: Sequence[Path], overwrite: bool = False, extra_files: dict[str, Callable[[], dict]] | None = None) -> Path:
+    """Join datasets of the same features and fps, in order, into a new one at `out`, atomically, through lerobot's
+    own aggregation with every video and data file copied as it is (no re-encoding); `extra_files` as in
+    `write_dataset`."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    out = Path(out).expanduser().resolve()
+    with atomic_folder(out, overwrite) as partial, contextlib.redirect_stderr(io.StringIO()):  # its tqdm bars: callers show progress
+        aggregate_datasets(
+            repo_ids=[f"local/{root.name}" for root in roots], aggr_repo_id=f"local/{out.name}", roots=list(roots), aggr_root=partial,
+            concatenate_videos=False, concatenate_data=False,
+        )
+        for name, content in (extra_files or {}).items():
+            (partial / name).write_text(json.dumps(content(), indent=2))
+    return out
 
 
 def write_dataset(

@@ -12,7 +12,8 @@
 # training and 11 of the match stage on a 2-core CPU (docs/rewardmodel.md). Pass --ablation progress-only
 # and another OUT to train the ablation the benchmark compares against (no match stage: it has no match head).
 # One torch thread: on this 2-core machine two threads oversubscribe and train slower. Killed, run it again: the
-# datasets already generated are kept and `rm train` resumes from its last saved state (docs/rewardmodel.md).
+# datasets already generated are kept, a generation cut short resumes from its last finished part of 50 episodes
+# (docs/datagen.md), and `rm train` resumes from its last saved state (docs/rewardmodel.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-rewardmodel/checkpoints/default}

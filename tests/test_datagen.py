@@ -8,10 +8,11 @@ import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from typer.testing import CliRunner
 
-from curate import lerobot_io
+from curate import datagen, lerobot_io
 from curate.cli import app
 from curate.datagen import MANIFEST, DatagenConfig, generate, plan
 from curate.errors import CurateError
+from policies.rollout import run_rollout
 
 SHORT = dict(tasks=("reach",), episodes_per_task=2, recipes=("expert", "uniform"), size=32, steps=24, stride=2)
 
@@ -43,15 +44,11 @@ def test_same_seed_same_episodes_and_new_seed_new_ones() -> None:
     config = DatagenConfig(out=Path("unused"), **SHORT)
     assert [s.seed for s in plan(config)] == [s.seed for s in plan(DatagenConfig(out=Path("x"), **SHORT))]
     assert [s.seed for s in plan(config)] != [s.seed for s in plan(DatagenConfig(out=Path("x"), **SHORT | {"seed": 1}))]
-    from policies.rollout import run_rollout
-
     first, again = run_rollout(plan(config)[0]), run_rollout(plan(config)[0])
     assert np.array_equal(first.states, again.states) and np.array_equal(first.images["corner2"], again.images["corner2"])
 
 
 def test_random_cameras_and_scenes_vary_per_episode_and_follow_the_view_seed_only() -> None:
-    from policies.rollout import run_rollout
-
     config = DatagenConfig(out=Path("x"), **SHORT | {"cameras": ("v0:random", "corner2"), "randomise_scene": True})
     specs = plan(config)
     poses = [s.cameras[0] for s in specs]
@@ -114,3 +111,72 @@ def test_normal_runs_hide_ffmpeg_chatter_and_verbose_shows_it(tmp_path: Path) ->
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "moov atom" in loud.stderr and "Svt[info]" in loud.stderr  # FFmpeg's muxer and the AV1 encoder
     assert "moov atom" not in quiet.stderr and "Svt[info]" not in quiet.stderr and "Map:" not in quiet.stderr
+
+
+def _frames_and_records(out: Path) -> tuple[dict, list[dict]]:
+    ds = lerobot_io.open_dataset(str(out))
+    lengths = [e.length for e in lerobot_io.list_episodes(ds)]
+    frames = lerobot_io.decode_frames(ds, [(e, list(range(n))) for e, n in enumerate(lengths)], ds.meta.video_keys)
+    return {(e, k): v for e, f in enumerate(frames) for k, v in f.items()}, json.loads((out / MANIFEST).read_text())["episodes"]
+
+
+def test_a_killed_generation_resumes_from_its_finished_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datagen, "PART", 2)
+    config = dict(SHORT, tasks=("reach", "drawer-open"), cameras=("corner2", "v0:random"), randomise_scene=True)
+    generate(DatagenConfig(out=tmp_path / "whole", **config))
+    expected_frames, expected_records = _frames_and_records(tmp_path / "whole")
+
+    out = tmp_path / "mw"
+    rolled: list[str] = []
+
+    def killed_at_the_third(rollout) -> None:
+        rolled.append(rollout.task)
+        if len(rolled) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(DatagenConfig(out=out, **config), on_episode=killed_at_the_third)
+    work = datagen.work_folder(out)
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["part-00000", "settings.json"]  # part 2 was cut short
+
+    # the same command again: the CLI says so, rolls out the other two parts only, and ends with the uninterrupted dataset
+    rolled.clear()
+    monkeypatch.setattr(datagen, "run_rollout", lambda spec: rolled.append(spec.task) or run_rollout(spec))
+    args = ["datagen", "metaworld", "--out", str(out), "--tasks", "reach,drawer-open", "--episodes-per-task", "2", "--recipes", "expert,uniform",
+            "--cameras", "corner2,v0:random", "--randomise-scene", "--size", "32", "--steps", "24", "--stride", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"resuming: 2 of 4 episodes were generated before, in {work}" in " ".join(result.output.split())
+    assert rolled == ["drawer-open", "drawer-open"]
+    frames, records = _frames_and_records(out)
+    assert records == expected_records and frames.keys() == expected_frames.keys()
+    assert all(np.array_equal(frames[k], expected_frames[k]) for k in frames)
+    assert not work.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["mw", "whole"]
+
+
+def test_a_generation_with_other_settings_starts_over_and_a_stranger_in_the_work_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datagen, "PART", 1)
+    out = tmp_path / "mw"
+
+    def killed_at_the_second(rollout) -> None:
+        killed_at_the_second.calls += 1
+        if killed_at_the_second.calls == 2:
+            raise KeyboardInterrupt
+
+    killed_at_the_second.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        generate(DatagenConfig(out=out, **SHORT), on_episode=killed_at_the_second)
+    resumed: list[int] = []
+    generate(DatagenConfig(out=out, **SHORT | {"seed": 1}), on_resume=lambda n, _: resumed.append(n))
+    assert resumed == [] and not datagen.work_folder(out).exists()  # another seed: a new plan, nothing kept
+
+    work = datagen.work_folder(tmp_path / "other")
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    with pytest.raises(CurateError, match="holds files curate did not write"):
+        generate(DatagenConfig(out=tmp_path / "other", **SHORT))
+    assert (work / "notes.txt").read_text() == "mine"
+    work = datagen.work_folder(tmp_path / "third")
+    work.write_text("a file")
+    with pytest.raises(CurateError, match="is in the way"):
+        generate(DatagenConfig(out=tmp_path / "third", **SHORT))
