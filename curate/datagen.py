@@ -13,7 +13,7 @@ import numpy as np
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
-from curate.outputs import check_target
+from curate.outputs import check_target, os_errors
 from curate.records import EpisodeData, quality_label
 from policies.metaworld_sim import TASK_SETS, check_task, parse_camera
 from policies.recipes import DEFAULT_RECIPES, parse_recipe
@@ -123,7 +123,8 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
     specs = plan(config)
     work = work_folder(config.out)
     parts = [work / f"part-{n:05d}" for n in range(-(-len(specs) // PART))]
-    done = _open_work(work, {"specs": [asdict(spec) for spec in specs], "cameras": list(config.cameras)}, parts)
+    with os_errors(work):
+        done = _open_work(work, {"specs": [asdict(spec) for spec in specs], "cameras": list(config.cameras)}, parts)
     if done and on_resume is not None:
         on_resume(sum(len(specs[PART * n : PART * (n + 1)]) for n in done), work)
     camera_keys = [camera_key(parse_camera(spec).name) for spec in config.cameras]
@@ -139,7 +140,7 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
         "episodes": [record for part in parts for record in json.loads((part / PART_RECORDS).read_text())],
     }
     lerobot_io.merge_datasets(config.out, parts, overwrite=config.overwrite, extra_files={MANIFEST: lambda: manifest})
-    shutil.rmtree(work)
+    shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 

@@ -119,7 +119,7 @@ def _move_into_place(partial: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _os_errors(target: Path) -> Iterator[None]:
+def os_errors(target: Path) -> Iterator[None]:
     try:
         yield
     except PermissionError:
@@ -133,13 +133,13 @@ def atomic_folder(out: str | Path, overwrite: bool, inputs: Sequence[str | Path]
     """Yield a temporary sibling folder path to fill; on success it is marked as curate's and becomes `out`, on any
     error or interrupt it is removed. The checks of `check_target` run first."""
     target = check_target(out, overwrite, inputs)
-    with _os_errors(target):
+    with os_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_leftovers(target)
     partial = _partial_path(target)
     try:
         yield partial
-        with _os_errors(target):
+        with os_errors(target):
             partial.mkdir(exist_ok=True)
             _mark(partial)
             _move_into_place(partial, target)
@@ -162,7 +162,7 @@ def write_file(out: str | Path, text: str, inputs: Sequence[str | Path] = ()) ->
             head = handle.read(512).decode("utf-8", "replace")
         if STAMP not in head:
             raise CurateError(f"{target} exists and curate did not write it; choose another path (curate replaces only its own files)")
-    with _os_errors(target):
+    with os_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_leftovers(target)
         partial = _partial_path(target)
@@ -185,7 +185,7 @@ def workspace(out: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
         raise CurateError(f"output {target} is a file; give a folder for this command's work")
     if target.is_dir() and any(target.iterdir()) and not (target / WORKSPACE).is_file():
         raise CurateError(f"output folder {target} holds files curate did not put there; give a new or empty folder")
-    with _os_errors(target):
+    with os_errors(target):
         target.mkdir(parents=True, exist_ok=True)
         (target / WORKSPACE).write_text(f"{STAMP}: this folder holds a curate command's reusable work\n")
     return target

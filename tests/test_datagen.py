@@ -91,6 +91,9 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) 
     existing.mkdir()
     result = CliRunner().invoke(app, ["datagen", "metaworld", "--out", str(existing), "--tasks", "reach", "--steps", "4"])
     assert result.exit_code == 2 and "already exists; choose another path or pass --overwrite" in result.output
+    (tmp_path / "a file").write_text("")
+    result = CliRunner().invoke(app, ["datagen", "metaworld", "--out", str(tmp_path / "a file" / "x"), "--tasks", "reach", "--steps", "4"])
+    assert result.exit_code == 2 and "Not a directory; choose another path" in result.output
 
 
 def test_cli_info_lists_episodes_and_rejects_missing_paths(tiny_dataset: Path, tmp_path: Path) -> None:
