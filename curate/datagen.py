@@ -178,24 +178,27 @@ def work_folder(out: Path) -> Path:
 
 
 def _open_work(work: Path, settings: dict, parts: list[Path]) -> set[int]:
-    """The numbers of the parts a killed run with these settings finished; a work folder of other settings (curate's
-    own: its settings file and parts) is cleared first. Anything else in its place is refused."""
-    file = work / "settings.json"
+    """The numbers of the parts a killed run with these settings finished. A work folder of other settings is cleared
+    first, only when it is curate's own (empty, or its stamped settings file and parts); anything else is refused."""
+    file, partial = work / "settings.json", work / ".settings.json.partial"
+    settings = {"written_by": "curate", "plan": settings}
     if work.exists() or work.is_symlink():
         if not work.is_dir() or work.is_symlink():
             raise CurateError(f"{work} is in the way of the generation's work folder; move it and run again")
-        entries = list(work.iterdir())  # empty: killed before its settings were written
-        if entries and (not file.is_file() or any(not (p == file or p.name.startswith(("part-", ".part-"))) for p in entries)):
-            raise CurateError(f"{work} holds files curate did not write; move it and run again (curate keeps its unfinished generations there)")
+        entries = [p for p in work.iterdir() if p != partial]  # none: killed before its settings were written
         try:
-            same = json.loads(file.read_text()) == json.loads(json.dumps(settings))
-        except (OSError, ValueError):  # none yet, or cut short while written
-            same = False
-        if same:
+            found = json.loads(file.read_text()) if entries else None
+        except (OSError, ValueError):
+            found = None
+        ours = not entries or (isinstance(found, dict) and found.get("written_by") == "curate" and all(p == file or p.name.startswith(("part-", ".part-")) for p in entries))
+        if not ours:
+            raise CurateError(f"{work} holds files curate did not write; move it and run again (curate keeps its unfinished generations there)")
+        if found == json.loads(json.dumps(settings)):
             return {n for n, part in enumerate(parts) if (part / PART_RECORDS).is_file()}
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(settings))
+    partial.write_text(json.dumps(settings))
+    partial.replace(file)
     return set()
 
 

@@ -173,12 +173,13 @@ def test_a_generation_with_other_settings_starts_over_and_a_stranger_in_the_work
     generate(DatagenConfig(out=out, **SHORT | {"seed": 1}), on_resume=lambda n, _: resumed.append(n))
     assert resumed == [] and not datagen.work_folder(out).exists()  # another seed: a new plan, nothing kept
 
-    work = datagen.work_folder(tmp_path / "other")
-    work.mkdir()
-    (work / "notes.txt").write_text("mine")
-    with pytest.raises(CurateError, match="holds files curate did not write"):
-        generate(DatagenConfig(out=tmp_path / "other", **SHORT))
-    assert (work / "notes.txt").read_text() == "mine"
+    for name in ("notes.txt", "settings.json"):  # a user's folder of that name, even with a file named as curate's
+        work = datagen.work_folder(tmp_path / name)
+        work.mkdir()
+        (work / name).write_text("mine")
+        with pytest.raises(CurateError, match="holds files curate did not write"):
+            generate(DatagenConfig(out=tmp_path / name, **SHORT))
+        assert (work / name).read_text() == "mine"
     work = datagen.work_folder(tmp_path / "third")
     work.write_text("a file")
     with pytest.raises(CurateError, match="is in the way"):
