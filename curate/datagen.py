@@ -1,5 +1,6 @@
 """Generates a MetaWorld play dataset (experts and degraded recipes) and writes it as a LeRobot v3 dataset."""
 
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -13,7 +14,7 @@ import numpy as np
 
 from curate import lerobot_io, provenance
 from curate.errors import CurateError
-from curate.outputs import check_target, os_errors
+from curate.outputs import WORKSPACE, check_target, os_errors, workspace
 from curate.records import EpisodeData, quality_label
 from policies.metaworld_sim import TASK_SETS, check_task, parse_camera
 from policies.recipes import DEFAULT_RECIPES, parse_recipe
@@ -140,7 +141,12 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
         "episodes": [record for part in parts for record in json.loads((part / PART_RECORDS).read_text())],
     }
     lerobot_io.merge_datasets(config.out, parts, overwrite=config.overwrite, extra_files={MANIFEST: lambda: manifest})
-    shutil.rmtree(work, ignore_errors=True)
+    for part in parts:  # only what this generation put there: a file someone else added stays, with the folder
+        shutil.rmtree(part, ignore_errors=True)
+    for name in ("settings.json", WORKSPACE):
+        (work / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        work.rmdir()
     return manifest
 
 
@@ -178,25 +184,18 @@ def work_folder(out: Path) -> Path:
 
 
 def _open_work(work: Path, settings: dict, parts: list[Path]) -> set[int]:
-    """The numbers of the parts a killed run with these settings finished. A work folder of other settings is cleared
-    first, only when it is curate's own (empty, or its stamped settings file and parts); anything else is refused."""
-    file, partial = work / "settings.json", work / ".settings.json.partial"
-    settings = {"written_by": "curate", "plan": settings}
-    if work.exists() or work.is_symlink():
-        if not work.is_dir() or work.is_symlink():
-            raise CurateError(f"{work} is in the way of the generation's work folder; move it and run again")
-        entries = [p for p in work.iterdir() if p != partial]  # none: killed before its settings were written
-        try:
-            found = json.loads(file.read_text()) if entries else None
-        except (OSError, ValueError):
-            found = None
-        ours = not entries or (isinstance(found, dict) and found.get("written_by") == "curate" and all(p == file or p.name.startswith(("part-", ".part-")) for p in entries))
-        if not ours:
-            raise CurateError(f"{work} holds files curate did not write; move it and run again (curate keeps its unfinished generations there)")
-        if found == json.loads(json.dumps(settings)):
+    """The numbers of the parts a killed run with these settings finished. The folder is a curate workspace (a user's
+    folder in its place is refused); the parts of other settings are cleared first."""
+    workspace(work)
+    file = work / "settings.json"
+    try:
+        if json.loads(file.read_text()) == json.loads(json.dumps(settings)):
             return {n for n, part in enumerate(parts) if (part / PART_RECORDS).is_file()}
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError):  # none yet
+        pass
+    for part in work.glob("part-*"):
+        shutil.rmtree(part)
+    partial = work / ".settings.json.partial"
     partial.write_text(json.dumps(settings))
     partial.replace(file)
     return set()

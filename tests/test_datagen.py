@@ -140,7 +140,7 @@ def test_a_killed_generation_resumes_from_its_finished_parts(tmp_path: Path, mon
     with pytest.raises(KeyboardInterrupt):
         generate(DatagenConfig(out=out, **config), on_episode=killed_at_the_third)
     work = datagen.work_folder(out)
-    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["part-00000", "settings.json"]  # part 2 was cut short
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == [".curate_workspace", "part-00000", "settings.json"]  # part 2 was cut short
 
     # the same command again: the CLI says so, rolls out the other two parts only, and ends with the uninterrupted dataset
     rolled.clear()
@@ -177,10 +177,10 @@ def test_a_generation_with_other_settings_starts_over_and_a_stranger_in_the_work
         work = datagen.work_folder(tmp_path / name)
         work.mkdir()
         (work / name).write_text("mine")
-        with pytest.raises(CurateError, match="holds files curate did not write"):
+        with pytest.raises(CurateError, match="holds files curate did not put there"):
             generate(DatagenConfig(out=tmp_path / name, **SHORT))
         assert (work / name).read_text() == "mine"
     work = datagen.work_folder(tmp_path / "third")
     work.write_text("a file")
-    with pytest.raises(CurateError, match="is in the way"):
+    with pytest.raises(CurateError, match="is a file; give a folder"):
         generate(DatagenConfig(out=tmp_path / "third", **SHORT))
