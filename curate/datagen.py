@@ -123,17 +123,17 @@ def generate(config: DatagenConfig, on_episode: Callable[[Rollout], None] | None
     other settings start over."""
     specs = plan(config)
     work = work_folder(config.out)
-    parts = [work / f"part-{n:05d}" for n in range(-(-len(specs) // PART))]
+    chunks = [specs[first : first + PART] for first in range(0, len(specs), PART)]
+    parts = [work / f"part-{n:05d}" for n in range(len(chunks))]
     with os_errors(work):
         done = _open_work(work, {"specs": [asdict(spec) for spec in specs], "cameras": list(config.cameras)}, parts)
     if done and on_resume is not None:
-        on_resume(sum(len(specs[PART * n : PART * (n + 1)]) for n in done), work)
+        on_resume(sum(len(chunks[n]) for n in done), work)
     camera_keys = [camera_key(parse_camera(spec).name) for spec in config.cameras]
-    todo = [n for n in range(len(parts)) if n not in done]
-    rollouts = _rollouts([spec for n in todo for spec in specs[PART * n : PART * (n + 1)]], config.workers)
+    todo = [n for n in range(len(chunks)) if n not in done]
+    rollouts = _rollouts([spec for n in todo for spec in chunks[n]], config.workers)
     for n in todo:
-        part = specs[PART * n : PART * (n + 1)]
-        _write_part(parts[n], part, PART * n, itertools.islice(rollouts, len(part)), config.fps, camera_keys, on_episode)
+        _write_part(parts[n], chunks[n], PART * n, itertools.islice(rollouts, len(chunks[n])), config.fps, camera_keys, on_episode)
     manifest = {
         "config": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
         "code_version": provenance.code_version(),
